@@ -1,0 +1,102 @@
+"""The one place the projector's real connections are built."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.projector import GROUP_ID, SERVICE_NAME
+from services.projector.adapters import SqlOffsetStore
+from services.projector.projection import Projection
+from shared.events import codec
+from shared.events.topics import Topics
+from shared.kafka.consumer import Delivery, EventConsumer
+from shared.kafka.producer import EventLog
+from shared.readmodel.db import create_schema, make_engine
+from shared.service import heartbeat_loop
+
+log = logging.getLogger(__name__)
+
+
+async def run_projector(
+    bootstrap: str,
+    topics: Topics,
+    db_url: str,
+    stop: asyncio.Event,
+    *,
+    heartbeat_seconds: float = 5.0,
+    group_id: str = GROUP_ID,
+) -> None:
+    """Project the log into ``db_url`` until ``stop`` is set."""
+    engine = make_engine(db_url)
+    await create_schema(engine)
+    events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
+    projection = Projection(engine, events, group_id)
+    consumer = EventConsumer(
+        bootstrap=bootstrap,
+        topics=[*topics.replayable, topics.heartbeats],
+        group_id=group_id,
+        events=events,
+        handler=projection.apply,
+        offsets=SqlOffsetStore(engine),
+    )
+    beats = asyncio.create_task(heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds))
+    try:
+        await consumer.run(stop)
+    finally:
+        beats.cancel()
+        await asyncio.gather(beats, return_exceptions=True)
+        await events.stop()
+        await engine.dispose()
+
+
+async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
+    """Fold the whole log, from its first record to its end as of now, into ``db_url``.
+
+    Returns the number of records applied. Records that fail to decode are skipped
+    here (the live projector dead-lettered them already).
+    """
+    engine = make_engine(db_url)
+    await create_schema(engine)
+    projection = Projection(engine, None, "kaizen-replay")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics.replayable
+            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=1000)
+            for tp, records in batches.items():
+                wanted = [r for r in records if r.offset < ends[tp]]
+                await projection.apply([_decoded(r) for r in wanted])
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return projection.applied
+    finally:
+        await consumer.stop()
+        await engine.dispose()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer.topics()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+def _decoded(record: object) -> Delivery:
+    r = record  # ConsumerRecord
+    try:
+        envelope = codec.decode(r.value)  # type: ignore[attr-defined]
+    except codec.PoisonRecord:
+        envelope = None
+    return Delivery(r.topic, r.partition, r.offset, envelope, r)  # type: ignore[attr-defined]

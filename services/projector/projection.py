@@ -1,0 +1,51 @@
+"""Applying a batch of deliveries to the read model in one transaction."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.projector.adapters import save_offset
+from services.projector.handlers import HANDLERS, Ctx
+from shared.kafka.consumer import Delivery, dead_letter
+from shared.kafka.producer import EventLog
+
+log = logging.getLogger(__name__)
+
+# Errors caused by the event itself: the event is dead-lettered, the projector moves on.
+# Anything else (database down, ...) propagates and stops the process loudly.
+POISON_ERRORS = (IntegrityError, DataError, ValueError, TypeError, KeyError)
+
+
+class Projection:
+    """Folds deliveries into the read model; offsets are written with the rows."""
+
+    def __init__(self, engine: AsyncEngine, events: EventLog | None, group: str) -> None:
+        self.engine = engine
+        self.events = events
+        self.group = group
+        self.applied = 0
+
+    async def apply(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
+        async with self.engine.begin() as conn:
+            for delivery in deliveries:
+                if delivery.envelope is not None:
+                    ctx = Ctx(conn, delivery.envelope, delivery.topic, delivery.partition, delivery.offset)
+                    handler = HANDLERS[type(delivery.envelope.data)]
+                    try:
+                        async with conn.begin_nested():
+                            await handler(ctx, delivery.envelope.data)
+                    except POISON_ERRORS as exc:
+                        await self._dead_letter(delivery, f"projection failed: {exc!r}")
+                self.applied += 1
+            last = deliveries[-1]
+            await save_offset(conn, last.topic, last.partition, last.offset + 1)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        if self.events is None:
+            raise RuntimeError(f"{reason} (no dead-letter topic in this mode)")
+        await dead_letter(self.events, delivery.record, reason, self.group)

@@ -1,0 +1,155 @@
+"""A consumer loop shared by the services: decode, dead-letter poison, hand batches over.
+
+Two ways to track progress:
+
+- **stored offsets** (projector, optimizer state): the handler writes the next offset
+  in the same transaction as its effects; on assignment the loop seeks to them, so a
+  redelivered record is never applied twice and a killed process resumes exactly.
+- **committed offsets** (PR publisher): the loop commits after the handler returned,
+  so every record is processed at least once; effects are idempotent by ``job_id``.
+
+A record that cannot be decoded goes to the dead-letter topic with its reason, and the
+consumer moves on. Poisoned records still reach the handler as a :class:`Delivery`
+without an envelope, so a stored-offset handler can record that it passed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+
+from shared.events import codec
+from shared.events.envelope import Envelope
+from shared.kafka.producer import EventLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record: its position, and its envelope (``None`` for a dead-lettered record)."""
+
+    topic: str
+    partition: int
+    offset: int
+    envelope: Envelope | None
+    record: ConsumerRecord[bytes, bytes]
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+class OffsetStore(Protocol):
+    """Where a stored-offset consumer keeps the next offset to read per partition."""
+
+    async def load_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+
+Handler = Callable[[list[Delivery]], Awaitable[None]]
+AssignmentHook = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: EventConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.owner.on_revoked is not None and revoked:
+            await self.owner.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.owner.consumer
+        if self.owner.offsets is not None and assigned:
+            stored = await self.owner.offsets.load_offsets(assigned)
+            for tp in assigned:
+                if tp in stored:
+                    consumer.seek(tp, stored[tp])
+                else:
+                    await consumer.seek_to_beginning(tp)
+        if self.owner.on_assigned is not None and assigned:
+            await self.owner.on_assigned(set(assigned))
+
+
+class EventConsumer:
+    """Consume ``topics`` as ``group_id`` and feed decoded batches to ``handler``."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: list[str],
+        group_id: str,
+        events: EventLog,
+        handler: Handler,
+        offsets: OffsetStore | None = None,
+        max_batch: int = 500,
+        instance_id: str | None = None,
+        on_assigned: AssignmentHook | None = None,
+        on_revoked: AssignmentHook | None = None,
+    ) -> None:
+        self.topics = topics
+        self.group_id = group_id
+        self.events = events
+        self.handler = handler
+        self.offsets = offsets
+        self.max_batch = max_batch
+        self.on_assigned = on_assigned
+        self.on_revoked = on_revoked
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            group_instance_id=instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; the handler's exceptions propagate (fail loudly)."""
+        self.consumer.subscribe(self.topics, listener=_Rebalance(self))
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+                for _tp, records in batches.items():
+                    await self._handle(records)
+        finally:
+            await self.consumer.stop()
+
+    async def _handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        deliveries = [await self._decode(r) for r in records]
+        await self.handler(deliveries)
+        if self.offsets is None:
+            last = deliveries[-1]
+            await self.consumer.commit({last.tp: last.offset + 1})
+
+    async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery:
+        try:
+            envelope: Envelope | None = codec.decode(record.value)
+        except codec.PoisonRecord as exc:
+            await dead_letter(self.events, record, exc.reason, self.group_id)
+            envelope = None
+        return Delivery(record.topic, record.partition, record.offset, envelope, record)
+
+
+async def dead_letter(
+    events: EventLog, record: ConsumerRecord[bytes, bytes], reason: str, group: str
+) -> None:
+    """Copy ``record`` to the dead-letter topic with why and where it failed."""
+    log.error("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+    headers = [
+        ("kaizen.reason", reason.encode()),
+        ("kaizen.topic", record.topic.encode()),
+        ("kaizen.partition", str(record.partition).encode()),
+        ("kaizen.offset", str(record.offset).encode()),
+        ("kaizen.group", group.encode()),
+    ]
+    await events.send_raw(events.topics.deadletter, record.value, record.key, headers)

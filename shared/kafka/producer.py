@@ -1,0 +1,110 @@
+"""Appending events to the log: idempotent, ``acks=all``, answered only once acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from shared.events import codec
+from shared.events.envelope import Envelope
+from shared.events.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class LogUnavailable(RuntimeError):
+    """Kafka did not acknowledge the append in time; nothing may be reported as written."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an acknowledged event sits in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class EventLog:
+    """An idempotent producer (``acks=all``) that appends envelopes to their topics.
+
+    It connects lazily and reconnects after a failure, so a process started while the
+    broker is down serves 503s instead of dying, and recovers by itself.
+    """
+
+    def __init__(self, bootstrap: str, topics: Topics, *, client_id: str, timeout: float = 10.0) -> None:
+        self.topics = topics
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure_started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    client_id=self._client_id,
+                    enable_idempotence=True,
+                    acks="all",
+                    request_timeout_ms=int(self._timeout * 1000),
+                    linger_ms=0,
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), self._timeout)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    await producer.stop()
+                    raise LogUnavailable(f"Kafka at {self._bootstrap} is unreachable: {exc!r}") from exc
+                self._producer = producer
+        return self._producer
+
+    async def start(self) -> None:
+        await self._ensure_started()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def append(self, envelope: Envelope) -> Position:
+        """Append one event; returns its position once every in-sync replica has it."""
+        return (await self.append_all([envelope]))[0]
+
+    async def append_all(self, envelopes: list[Envelope]) -> list[Position]:
+        """Append several events (each to its own topic/partition) and wait for all acks."""
+        producer = await self._ensure_started()
+        try:
+            futures = [
+                await producer.send(self.topics.for_envelope(e), codec.encode(e), key=e.key)
+                for e in envelopes
+            ]
+            metadata = await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("append failed: %r", exc)
+            await self._reset()
+            raise LogUnavailable(f"Kafka did not acknowledge the write: {exc!r}") from exc
+        return [Position(m.topic, m.partition, m.offset) for m in metadata]
+
+    async def send_raw(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send bytes as they are (the dead-letter path)."""
+        producer = await self._ensure_started()
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    async def _reset(self) -> None:
+        # A producer whose batches timed out keeps failing; a fresh one reconnects cleanly.
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except (KafkaError, OSError, TimeoutError):
+                log.debug("producer stop after failure raised", exc_info=True)

@@ -1,0 +1,163 @@
+"""Read model schema (SQLAlchemy Core). Every timestamp comes from an event's ``time``,
+so a rebuilt model is identical to the live one."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+UUID_LEN = 36
+
+# The next offset to read per (topic, partition): written in the same transaction as rows.
+projector_offsets = Table(
+    "projector_offsets",
+    metadata,
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("next_offset", Integer, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(32), nullable=False),
+    # active | revoked | refused (a bootstrap key that lost the race to an earlier key)
+    Column("status", String(16), nullable=False),
+    Column("bootstrap", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("name_key", String(255), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("git_token_encrypted", Text),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Offset of the triggering event of the task's last job: feedback after it counts
+    # toward the next auto trigger (docs/triggers.md).
+    Column("last_job_cutoff", Integer, nullable=False, default=-1),
+    Index("ix_tasks_name_key", "name_key"),
+    Index("ix_tasks_created", "created_at", "id"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("task_id", String(UUID_LEN), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("log_offset", Integer, nullable=False),
+    Index("ix_feedback_task_created", "task_id", "created_at", "id"),
+    Index("ix_feedback_task_offset", "task_id", "source", "log_offset"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("task_id", String(UUID_LEN), nullable=False),
+    Column("prompt_version_id", String(UUID_LEN)),
+    Column("status", String(16), nullable=False),
+    Column("triggered_by", String(32), nullable=False),
+    Column("feedback_count", Integer, nullable=False),
+    Column("pr_url", Text),
+    Column("error_message", Text),
+    Column("job_metadata", JSON, nullable=False),
+    Column("progress_step", String(64)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("log_offset", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    Index("ix_jobs_created", "created_at", "id"),
+    Index("ix_jobs_task_created", "task_id", "created_at", "id"),
+    Index("ix_jobs_task_status", "task_id", "status"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("event_id", String(UUID_LEN), primary_key=True),
+    Column("job_id", String(UUID_LEN), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("log_offset", Integer, nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("correlation_id", String(64)),
+    Column("causation_id", String(64)),
+    Column("data", JSON, nullable=False),
+    Index("ix_job_events_job", "job_id", "log_offset"),
+)
+
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("task_id", String(UUID_LEN), nullable=False),
+    Column("job_id", String(UUID_LEN)),
+    Column("version_number", Integer, nullable=False),
+    Column("prompt_text", Text, nullable=False),
+    Column("demos", JSON, nullable=False),
+    Column("dspy_state", JSON, nullable=False),
+    Column("eval_score", Float),
+    Column("baseline_score", Float),
+    Column("optimized_score", Float),
+    Column("status", String(16), nullable=False),  # draft | active | archived
+    Column("optimizer", String(64), nullable=False),
+    Column("dspy_version", String(32)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("task_id", "version_number", name="uq_prompt_version_number"),
+    Index("ix_prompt_versions_task_status", "task_id", "status"),
+)
+
+# The outcome of each request that the log decides (create task, optimize, activate,
+# bootstrap key, retry PR): the API waits for its row to answer the client.
+request_outcomes = Table(
+    "request_outcomes",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("outcome", String(16), nullable=False),  # accepted | rejected
+    Column("entity_id", String(UUID_LEN)),
+    Column("reason", String(64)),
+    Column("detail", Text),
+)
+
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("instance", String(128), primary_key=True),
+    Column("service", String(64), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("active_jobs", Integer, nullable=False),
+)
