@@ -1,0 +1,1 @@
+"""Kafka plumbing every service and tool shares (clients, topics, readiness); no business logic."""
