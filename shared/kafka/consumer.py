@@ -140,6 +140,20 @@ class EventConsumer:
         return Delivery(record.topic, record.partition, record.offset, envelope, record)
 
 
+async def caught_up(consumer: EventConsumer) -> set[int]:
+    """Assigned partitions whose position has reached the log's end (as last fetched).
+
+    Services that act on their state (run jobs, open PRs) wait for this: while a
+    partition's history is replayed, work looks unfinished until its final event is read.
+    """
+    done: set[int] = set()
+    for tp in consumer.consumer.assignment():
+        highwater = consumer.consumer.highwater(tp)
+        if highwater is not None and await consumer.consumer.position(tp) >= highwater:
+            done.add(tp.partition)
+    return done
+
+
 async def dead_letter(
     events: EventLog, record: ConsumerRecord[bytes, bytes], reason: str, group: str
 ) -> None:

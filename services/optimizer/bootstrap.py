@@ -1,0 +1,97 @@
+"""The one place the optimizer's real connections are built."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from aiokafka import TopicPartition
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.optimizer import GROUP_ID, SERVICE_NAME
+from services.optimizer.adapters import StateStore
+from services.optimizer.fold import Trigger
+from services.optimizer.runner import JobRunner
+from services.optimizer.specs import ModelDefaults, build_spec
+from shared.events.topics import Topics
+from shared.kafka.consumer import EventConsumer, caught_up
+from shared.kafka.producer import EventLog
+from shared.service import heartbeat_loop, instance_name
+
+log = logging.getLogger(__name__)
+
+
+async def run_optimizer(
+    bootstrap: str,
+    topics: Topics,
+    state_path: Path,
+    defaults: ModelDefaults,
+    stop: asyncio.Event,
+    *,
+    concurrency: int = 2,
+    heartbeat_seconds: float = 5.0,
+    group_id: str = GROUP_ID,
+) -> None:
+    """Fold the task topic, trigger jobs and run them until ``stop`` is set."""
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(f"sqlite+aiosqlite:///{state_path}", connect_args={"timeout": 30})
+    store = StateStore(engine)
+    await store.create()
+    events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
+    trigger = Trigger(store, events)
+    runner = JobRunner(
+        store,
+        events,
+        lambda job, settings, rows: build_spec(job, settings, rows, defaults),
+        worker=instance_name(SERVICE_NAME),
+        concurrency=concurrency,
+        time_limit=defaults.time_limit_seconds,
+    )
+
+    async def revoked(partitions: set[TopicPartition]) -> None:
+        await runner.release({tp.partition for tp in partitions})
+
+    consumer = EventConsumer(
+        bootstrap=bootstrap,
+        topics=[topics.tasks],
+        group_id=group_id,
+        events=events,
+        handler=trigger.apply,
+        offsets=store,
+        on_revoked=revoked,
+    )
+    background = [
+        asyncio.create_task(
+            heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds, lambda: runner.active)
+        ),
+        asyncio.create_task(_reconcile_loop(consumer, trigger, runner, stop)),
+    ]
+    try:
+        await consumer.run(stop)
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await runner.shutdown()
+        await events.stop()
+        await engine.dispose()
+
+
+async def _reconcile_loop(
+    consumer: EventConsumer, trigger: Trigger, runner: JobRunner, stop: asyncio.Event
+) -> None:
+    """Once a partition is caught up with the log, run (or recover) its unfinished jobs.
+
+    Waiting for catch-up matters: while replaying history, a job looks unfinished until
+    its final event is read.
+    """
+    while not stop.is_set():
+        runner.cancel(trigger.cancelled)
+        trigger.cancelled.clear()
+        partitions = await caught_up(consumer)
+        if partitions:
+            await runner.reconcile(partitions)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)

@@ -1,0 +1,95 @@
+"""The trigger's decisions: pure functions over one task's state, no I/O.
+
+``decide_*`` return the events to emit; ``evolve`` folds any event into the state. The
+optimizer applies its own decisions to the state at once (so a second feedback right
+behind the crossing one cannot trigger again), and folding the emitted event when it
+comes back through the log is then a no-op.
+
+The auto-trigger rule (docs/triggers.md): a task triggers when the live feedback
+recorded after its last job's cut-off reaches ``feedback_threshold`` and no job of the
+task is active. Every job — successful or not — moves the cut-off, so after a FAILED
+or PR_FAILED job another full threshold of new feedback is needed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+
+from shared.events import feedback as fb
+from shared.events import jobs as jb
+from shared.events import prs
+from shared.events import tasks as tk
+from shared.events.base import Event, derive_id
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task_id: uuid.UUID
+    exists: bool = False
+    threshold: int = 50
+    live_since_cutoff: int = 0
+    examples: int = 0
+    active_job: uuid.UUID | None = None
+
+
+def evolve(state: TaskState, event: Event, offset: int) -> TaskState:
+    """The state after ``event`` (at ``offset`` in the task's partition)."""
+    match event:
+        case tk.TaskCreated() if not state.exists:
+            return replace(state, exists=True, threshold=event.feedback_threshold)
+        case tk.TaskUpdated(changes=changes) if "feedback_threshold" in changes:
+            return replace(state, threshold=int(changes["feedback_threshold"]))
+        case tk.TaskDeleted():
+            return replace(state, exists=False)
+        case fb.FeedbackRecorded(source=source):
+            live = 0 if source == "seed" else 1
+            return replace(
+                state, live_since_cutoff=state.live_since_cutoff + live, examples=state.examples + 1
+            )
+        case fb.SeedsUploaded(seeds=seeds):
+            return replace(state, examples=state.examples + len(seeds))
+        case jb.JobRequested(job_id=job_id) if state.active_job != job_id:
+            return replace(state, active_job=job_id, live_since_cutoff=0)
+        case jb.JobSucceeded(job_id=job_id) | jb.JobFailed(job_id=job_id) if state.active_job == job_id:
+            return replace(state, active_job=None)
+        case prs.PrCreated(job_id=job_id) | prs.PrFailed(job_id=job_id) if state.active_job == job_id:
+            return replace(state, active_job=None)
+    return state
+
+
+def decide_on_feedback(state: TaskState, offset: int) -> list[Event]:
+    """After live feedback (or a job's end): request a job if the threshold is reached."""
+    if not state.exists or state.active_job is not None or state.live_since_cutoff < state.threshold:
+        return []
+    return [
+        jb.JobRequested(
+            job_id=derive_id("auto-job", state.task_id, offset),
+            task_id=state.task_id,
+            triggered_by="auto_threshold",
+            feedback_count=state.examples,
+            log_offset=offset,
+        )
+    ]
+
+
+def decide_on_request(state: TaskState, request: jb.OptimizationRequested, offset: int) -> list[Event]:
+    """An optimize request: a job, or a rejection saying why."""
+    ids = {"task_id": request.task_id, "job_id": request.job_id}
+    if not state.exists:
+        return [jb.OptimizationRejected(**ids, reason="task_missing", detail="the task does not exist")]
+    if state.active_job is not None:
+        detail = f"job {state.active_job} of this task is still active; wait for it to finish or cancel it"
+        return [
+            jb.OptimizationRejected(**ids, reason="job_active", detail=detail, active_job_id=state.active_job)
+        ]
+    if state.examples == 0:
+        detail = "the task has no feedback or seeds yet; send feedback or upload seeds first"
+        return [jb.OptimizationRejected(**ids, reason="no_usable_feedback", detail=detail)]
+    return [
+        jb.JobRequested(**ids, triggered_by="api_on_demand", feedback_count=state.examples, log_offset=offset)
+    ]
+
+
+def ends_job(event: Event) -> bool:
+    return isinstance(event, (jb.JobSucceeded, jb.JobFailed, prs.PrCreated, prs.PrFailed))

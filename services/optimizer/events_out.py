@@ -1,0 +1,209 @@
+"""The job events a worker run emits, with ids derived from (job, attempt, step).
+
+A re-run of the same step re-derives the same event id, so consumers dedupe it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from services.optimizer.spec import Baseline, JobFailure, JobResult, JobSpec, Progress, Stage, Trial, Usage
+from shared.events import jobs as jb
+from shared.events.base import Event, derive_id
+from shared.events.envelope import Envelope
+from shared.events.prompts import PromptVersionCreated
+from shared.kafka.producer import EventLog
+from shared.llm.pricing import split_sizes
+
+SOURCE = "optimizer"
+
+
+def _ids(row: Any) -> dict[str, uuid.UUID]:
+    return {"job_id": uuid.UUID(row.job_id), "task_id": uuid.UUID(row.task_id)}
+
+
+async def _emit(events: EventLog, row: Any, *steps: tuple[Event, tuple[object, ...]]) -> None:
+    await events.append_all(
+        [
+            Envelope.wrap(
+                event,
+                source=SOURCE,
+                id=derive_id("job-event", row.job_id, *key),
+                correlation_id=row.correlation_id,
+            )
+            for event, key in steps
+        ]
+    )
+
+
+async def started(events: EventLog, row: Any, spec: JobSpec, attempt: int, worker: str) -> None:
+    event = jb.JobStarted(
+        **_ids(row),
+        attempt=attempt,
+        worker=worker,
+        teacher_model=spec.teacher_model,
+        judge_model=spec.judge_model,
+    )
+    await _emit(events, row, (event, (attempt, "started")))
+
+
+async def failed(events: EventLog, row: Any, message: str, kind: str, *, step: str = "failed") -> None:
+    event = jb.JobFailed(**_ids(row), error_message=message, kind=kind, progress_step=step)
+    await _emit(events, row, (event, ("failed",)))
+
+
+class ProgressEmitter:
+    """Turns the worker's progress lines into job events."""
+
+    def __init__(self, events: EventLog, row: Any, spec: JobSpec, attempt: int) -> None:
+        self.events, self.row, self.spec, self.attempt = events, row, spec, attempt
+        self.baseline: float | None = None
+        self.usage = Usage(llm_calls=0, prompt_tokens=0, completion_tokens=0, cost_usd=0.0)
+
+    async def on_progress(self, progress: Progress) -> None:
+        key: tuple[object, ...] = (self.attempt,)
+        match progress:
+            case Stage(step="evaluating"):
+                await _emit(self.events, self.row, (self._evaluating(), (*key, "evaluating")))
+            case Baseline(score=score):
+                self.baseline = score
+            case Stage(step="compiling"):
+                event = jb.JobCompiling(**_ids(self.row), baseline_score=self.baseline or 0.0)
+                await _emit(self.events, self.row, (event, (*key, "compiling")))
+            case Trial() as trial:
+                event = jb.JobTrialCompleted(
+                    **_ids(self.row),
+                    trial=trial.trial,
+                    total_trials=trial.total,
+                    score=trial.score,
+                    best_score=trial.best,
+                    llm_calls=self.usage.llm_calls,
+                    cost_usd=self.usage.cost_usd,
+                )
+                await _emit(self.events, self.row, (event, (*key, "trial", trial.trial)))
+            case Usage() as usage:
+                self.usage = usage
+
+    def _evaluating(self) -> jb.JobEvaluating:
+        usable = [e for e in self.spec.examples if e.score >= self.spec.min_score_for_gold]
+        train, val = split_sizes(len(usable))
+        return jb.JobEvaluating(
+            **_ids(self.row),
+            feedback_count=sum(1 for e in self.spec.examples if e.source != "seed"),
+            seed_count=sum(1 for e in self.spec.examples if e.source == "seed"),
+            train_size=train,
+            val_size=val,
+            dataset_hash=dataset_hash(self.spec),
+        )
+
+
+def dataset_hash(spec: JobSpec) -> str:
+    from services.optimizer.pipeline import dataset_hash as pipeline_hash
+
+    return pipeline_hash(spec)
+
+
+def metadata(spec: JobSpec, result: JobResult) -> dict[str, Any]:
+    """``job_metadata``: every figure measured by the run (DESIGN §5)."""
+    return {
+        "teacher_model": spec.teacher_model,
+        "judge_model": spec.judge_model,
+        "trials_completed": result.trials_completed,
+        "duration_seconds": round(result.duration_seconds, 3),
+        "train_size": result.train_size,
+        "val_size": result.val_size,
+        "cost_usd": round(result.cost_usd, 6),
+        "llm_calls": result.llm_calls,
+        "tokens": {
+            "prompt": result.prompt_tokens,
+            "completion": result.completion_tokens,
+            "total": result.prompt_tokens + result.completion_tokens,
+        },
+        "baseline_score": result.baseline_score,
+        "optimized_score": result.optimized_score,
+        "export_score": result.export_score,
+        "optimizer": result.optimizer,
+        "dspy_version": result.dspy_version,
+        "dataset_hash": result.dataset_hash,
+        "seed": result.seed,
+        "metric": spec.metric,
+        "budget_exhausted": result.budget_exhausted,
+        "excluded_examples": result.excluded_examples,
+        "parse_failures": result.parse_failures,
+        "judge_failures": result.judge_failures,
+    }
+
+
+def _version(row: Any, result: JobResult, spec: JobSpec) -> PromptVersionCreated:
+
+    return PromptVersionCreated(
+        prompt_version_id=derive_id("prompt-version", row.job_id),
+        **_ids(row),
+        prompt_text=result.prompt_text,
+        demos=[dict(d) for d in result.demos],
+        dspy_state=result.dspy_state,
+        eval_score=result.export_score,
+        baseline_score=result.baseline_score,
+        optimized_score=result.optimized_score,
+        optimizer=result.optimizer,
+        dspy_version=result.dspy_version,
+    )
+
+
+def publishes(settings: dict[str, Any]) -> bool:
+    """A PR is opened when the task is in ``auto_pr`` mode with Git configured."""
+    needed = ("git_provider", "git_repo", "git_token_encrypted", "prompt_path")
+    return settings.get("mode") == "auto_pr" and all(settings.get(k) for k in needed)
+
+
+async def compiled(
+    events: EventLog,
+    row: Any,
+    spec: JobSpec,
+    result: JobResult,
+    progress: ProgressEmitter,
+    settings: dict[str, Any],
+) -> None:
+    version = _version(row, result, spec)
+    publish = publishes(settings)
+    examples = [e.model_dump() for e in result.examples]
+    steps: list[tuple[Event, tuple[object, ...]]] = [
+        (version, ("version",)),
+        (
+            jb.JobCompiled(
+                **_ids(row),
+                prompt_version_id=version.prompt_version_id,
+                job_metadata=metadata(spec, result),
+                examples=examples,
+                publish=publish,
+            ),
+            ("compiled",),
+        ),
+    ]
+    if not publish:
+        steps.append((jb.JobSucceeded(**_ids(row), progress_step="completed"), ("succeeded",)))
+    await _emit(events, row, *steps)
+
+
+async def failed_with(events: EventLog, row: Any, failure: JobFailure, progress: ProgressEmitter) -> None:
+    steps: list[tuple[Event, tuple[object, ...]]] = []
+    meta: dict[str, Any] = {
+        "llm_calls": progress.usage.llm_calls,
+        "cost_usd": round(progress.usage.cost_usd, 6),
+    }
+    if failure.partial is not None:
+        meta = metadata(progress.spec, failure.partial)
+        if failure.partial.prompt_text:
+            # The best prompt so far is kept as a draft (budget exhausted, time limit).
+            steps.append((_version(row, failure.partial, progress.spec), ("version",)))
+    step = "cancelled" if failure.kind == "cancelled" else "failed"
+    event = jb.JobFailed(
+        **_ids(row),
+        error_message=failure.error_message,
+        kind=failure.kind,
+        progress_step=step,
+        job_metadata=meta,
+    )
+    steps.append((event, ("failed",)))
+    await _emit(events, row, *steps)

@@ -1,0 +1,137 @@
+"""Running jobs: at most ``concurrency`` at once, each in a killable worker subprocess.
+
+Only the owner of a task's partition runs its jobs. A job found unfinished when a
+partition is (re)assigned — its worker was killed — is resumed as a new attempt, and
+ends FAILED ("worker lost") after ``MAX_ATTEMPTS``. Losing a partition kills its local
+jobs without a verdict: the new owner resumes them, so one job never runs twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.optimizer import events_out
+from services.optimizer.adapters import StateStore
+from services.optimizer.spec import JobFailed, JobFailure, JobSpec
+from services.optimizer.subprocess_runner import run_in_subprocess
+from shared.kafka.producer import EventLog
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2
+
+SpecBuilder = Callable[[Any, dict[str, Any], list[Any]], JobSpec]
+
+
+@dataclass
+class LocalJob:
+    job_id: uuid.UUID
+    partition: int
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class JobRunner:
+    """Starts, cancels and recovers the jobs of the partitions this instance owns."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        events: EventLog,
+        build_spec: SpecBuilder,
+        *,
+        worker: str,
+        concurrency: int,
+        time_limit: float,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.build_spec = build_spec
+        self.worker = worker
+        self.time_limit = time_limit
+        self.slots = asyncio.Semaphore(concurrency)
+        self.local: dict[uuid.UUID, LocalJob] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self.local)
+
+    async def reconcile(self, partitions: set[int]) -> None:
+        """Start every unfinished job of these (caught-up) partitions not running here."""
+        for row in await self.store.unfinished_jobs(partitions):
+            job_id = uuid.UUID(row.job_id)
+            if job_id in self.local:
+                continue
+            if row.cancel_requested:
+                await events_out.failed(
+                    self.events, row, "cancelled by request before it ran", "cancelled", step="cancelled"
+                )
+            elif row.phase == "running" and row.attempts >= MAX_ATTEMPTS:
+                message = f"worker lost: the job's worker stopped {row.attempts} times without finishing it"
+                await events_out.failed(self.events, row, message, "worker_lost")
+            else:
+                self._start(row)
+
+    def _start(self, row: Any) -> None:
+        job = LocalJob(uuid.UUID(row.job_id), row.partition)
+        self.local[job.job_id] = job
+        job.task = asyncio.create_task(self._run(job, row), name=f"job-{job.job_id}")
+
+    async def _run(self, job: LocalJob, row: Any) -> None:
+        try:
+            async with self.slots:
+                if job.cancel.is_set():
+                    await events_out.failed(
+                        self.events, row, "cancelled by request", "cancelled", step="cancelled"
+                    )
+                    return
+                await self._attempt(job, row)
+        except asyncio.CancelledError:
+            log.info("job %s stopped here (partition revoked or shutdown)", job.job_id)
+            raise
+        except Exception as exc:
+            log.exception("job %s crashed in the runner", job.job_id)
+            await events_out.failed(self.events, row, f"internal error in the optimizer: {exc!r}", "crashed")
+        finally:
+            self.local.pop(job.job_id, None)
+
+    async def _attempt(self, job: LocalJob, row: Any) -> None:
+        job_row, settings, examples = await self.store.job_inputs(job.job_id)
+        spec = self.build_spec(job_row, settings, examples)
+        attempt = row.attempts + 1
+        progress = events_out.ProgressEmitter(self.events, job_row, spec, attempt)
+        await events_out.started(self.events, job_row, spec, attempt, self.worker)
+        try:
+            result = await run_in_subprocess(spec, progress.on_progress, job.cancel, self.time_limit)
+        except JobFailed as failed:
+            await events_out.failed_with(self.events, job_row, failed.failure, progress)
+            return
+        await events_out.compiled(self.events, job_row, spec, result, progress, settings)
+
+    def cancel(self, job_ids: set[uuid.UUID]) -> None:
+        for job_id in job_ids:
+            if job_id in self.local:
+                self.local[job_id].cancel.set()
+
+    async def release(self, partitions: set[int]) -> None:
+        """Stop local jobs of revoked partitions; their new owner resumes them."""
+        doomed = [j for j in self.local.values() if j.partition in partitions and j.task is not None]
+        for job in doomed:
+            assert job.task is not None
+            job.task.cancel()
+        for job in doomed:
+            assert job.task is not None
+            with contextlib.suppress(asyncio.CancelledError):
+                await job.task
+
+    async def shutdown(self) -> None:
+        await self.release({j.partition for j in self.local.values()})
+
+
+__all__ = ["JobFailure", "JobRunner"]

@@ -1,0 +1,74 @@
+"""Building a job's ``JobSpec`` from the task's settings and its examples (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from services.optimizer.spec import Example, JobSpec, ModelEndpoint
+from shared.events.tasks import input_field_names
+
+# Task options (``evaluator_config``) that tune a run; anything else there is ignored.
+RUN_OPTIONS = (
+    "auto",
+    "max_trials",
+    "max_bootstrapped_demos",
+    "max_labeled_demos",
+    "min_score_for_gold",
+    "num_threads",
+    "max_tokens",
+    "task_model",
+)
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """Server-side model settings: defaults, and the endpoint of the default models."""
+
+    teacher_model: str
+    judge_model: str
+    default_api_base: str
+    time_limit_seconds: float
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def build_spec(job: Any, settings: dict[str, Any], rows: list[Any], defaults: ModelDefaults) -> JobSpec:
+    """The spec of ``job``: the task's configuration and its examples up to the job's cut-off."""
+    fields = input_field_names(settings.get("input_schema")) or sorted({k for r in rows for k in r.inputs})
+    config = dict(settings.get("evaluator_config") or {})
+    teacher = settings.get("teacher_model") or defaults.teacher_model
+    judge = settings.get("judge_model") or defaults.judge_model
+    # The server's default models are served at the configured (or embedded) endpoint.
+    default_models = {defaults.teacher_model, defaults.judge_model}
+    models = {m: ModelEndpoint(api_base=defaults.default_api_base, api_key="local") for m in default_models}
+    options = {k: config[k] for k in RUN_OPTIONS if k in config}
+    return JobSpec(
+        job_id=job.job_id,
+        task_id=job.task_id,
+        task_name=settings.get("name", "task"),
+        input_fields=fields or ["input"],
+        module_type=settings.get("module_type", "predict"),
+        teacher_model=teacher,
+        judge_model=judge,
+        models=models,
+        metric=config.get("metric", "llm_judge"),
+        metric_options=dict(config.get("metric_options") or {}),
+        examples=[
+            Example(
+                inputs={k: _as_text(v) for k, v in r.inputs.items()},
+                output=r.output,
+                score=r.score,
+                source=r.source,
+            )
+            for r in rows
+        ],
+        current_prompt=settings.get("_active_prompt"),
+        cost_budget=settings.get("cost_budget"),
+        seed=int(job.job_id.replace("-", "")[:8], 16),
+        time_limit_seconds=defaults.time_limit_seconds,
+        **options,
+    )

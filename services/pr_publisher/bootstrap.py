@@ -1,0 +1,87 @@
+"""The one place the PR publisher's real connections are built."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.pr_publisher import GROUP_ID, SERVICE_NAME
+from services.pr_publisher.handlers import HANDLERS, Ctx
+from services.pr_publisher.publisher import Publisher
+from services.pr_publisher.state import PublisherState
+from shared.events.topics import Topics
+from shared.kafka.consumer import Delivery, EventConsumer, caught_up
+from shared.kafka.producer import EventLog
+from shared.service import heartbeat_loop
+
+log = logging.getLogger(__name__)
+
+
+class Fold:
+    def __init__(self, state: PublisherState) -> None:
+        self.state = state
+
+    async def apply(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
+        async with self.state.engine.begin() as conn:
+            for d in deliveries:
+                handler = HANDLERS.get(type(d.envelope.data)) if d.envelope else None
+                if handler is not None and d.envelope is not None:
+                    await handler(Ctx(conn, d.envelope, d.partition), d.envelope.data)
+            last = deliveries[-1]
+            await PublisherState.save_offset(conn, last.topic, last.partition, last.offset + 1)
+
+
+async def run_publisher(
+    bootstrap: str,
+    topics: Topics,
+    state_path: Path,
+    fernet: Fernet,
+    stop: asyncio.Event,
+    *,
+    heartbeat_seconds: float = 5.0,
+    group_id: str = GROUP_ID,
+    git_timeout: float = 10.0,
+) -> None:
+    """Fold the task topic and open the PRs it asks for until ``stop`` is set."""
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(f"sqlite+aiosqlite:///{state_path}", connect_args={"timeout": 30})
+    state = PublisherState(engine)
+    await state.create()
+    events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
+    publisher = Publisher(state, events, fernet, timeout=git_timeout)
+    consumer = EventConsumer(
+        bootstrap=bootstrap,
+        topics=[topics.tasks],
+        group_id=group_id,
+        events=events,
+        handler=Fold(state).apply,
+        offsets=state,
+    )
+    background = [
+        asyncio.create_task(heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds)),
+        asyncio.create_task(_publish_loop(consumer, publisher, stop)),
+    ]
+    try:
+        await consumer.run(stop)
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await events.stop()
+        await engine.dispose()
+
+
+async def _publish_loop(consumer: EventConsumer, publisher: Publisher, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        partitions = await caught_up(consumer)
+        if partitions:
+            await publisher.reconcile(partitions)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.3)

@@ -1,0 +1,87 @@
+"""The publisher's fold: one function per event type, listed in ``HANDLERS``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.pr_publisher.state import PublisherState as S
+from shared.events import jobs as jb
+from shared.events import prompts, prs
+from shared.events import tasks as tk
+from shared.events.base import Event
+from shared.events.envelope import Envelope
+
+
+@dataclass(frozen=True)
+class Ctx:
+    conn: AsyncConnection
+    envelope: Envelope
+    partition: int
+
+
+async def on_task_created(ctx: Ctx, e: tk.TaskCreated) -> None:
+    if not await S.task_settings(ctx.conn, str(e.task_id)):
+        await S.save_task(
+            ctx.conn, str(e.task_id), e.model_dump(mode="json", exclude={"task_id", "request_id"})
+        )
+
+
+async def on_task_updated(ctx: Ctx, e: tk.TaskUpdated) -> None:
+    settings = await S.task_settings(ctx.conn, str(e.task_id))
+    await S.save_task(ctx.conn, str(e.task_id), {**settings, **e.changes})
+
+
+async def on_version_created(ctx: Ctx, e: prompts.PromptVersionCreated) -> None:
+    await S.save_version(
+        ctx.conn, id=str(e.prompt_version_id), task_id=str(e.task_id), prompt_text=e.prompt_text
+    )
+
+
+async def _request(ctx: Ctx, job_id: object, task_id: object) -> None:
+    await S.add_request(
+        ctx.conn,
+        request_id=str(ctx.envelope.id),
+        job_id=str(job_id),
+        task_id=str(task_id),
+        partition=ctx.partition,
+        correlation_id=ctx.envelope.correlation_id,
+    )
+
+
+async def on_job_compiled(ctx: Ctx, e: jb.JobCompiled) -> None:
+    await S.save_job(
+        ctx.conn,
+        job_id=str(e.job_id),
+        task_id=str(e.task_id),
+        version_id=str(e.prompt_version_id),
+        job_metadata=e.job_metadata,
+        examples=e.examples,
+    )
+    if e.publish:
+        await _request(ctx, e.job_id, e.task_id)
+
+
+async def on_retry_requested(ctx: Ctx, e: prs.PrRetryRequested) -> None:
+    await _request(ctx, e.job_id, e.task_id)
+
+
+async def on_outcome(ctx: Ctx, e: prs.PrCreated | prs.PrFailed) -> None:
+    if ctx.envelope.causation_id is not None:
+        await S.finish_request(ctx.conn, ctx.envelope.causation_id)
+
+
+Handler = Callable[[Ctx, Any], Awaitable[None]]
+
+HANDLERS: dict[type[Event], Handler] = {
+    tk.TaskCreated: on_task_created,
+    tk.TaskUpdated: on_task_updated,
+    prompts.PromptVersionCreated: on_version_created,
+    jb.JobCompiled: on_job_compiled,
+    prs.PrRetryRequested: on_retry_requested,
+    prs.PrCreated: on_outcome,
+    prs.PrFailed: on_outcome,
+}

@@ -1,0 +1,137 @@
+"""Opening the PR/MR of each pending publication request, once per request.
+
+Requests are only acted on once their partition is caught up with the log: while
+replaying history, a request looks pending until its outcome event is read. Opening a
+PR is idempotent (an open PR for the job's branch is reused), so a crash after the PR
+was created and before ``PrCreated`` was written ends with the same single PR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+from services.pr_publisher import domain
+from services.pr_publisher.git_hosts import PrError, PrRequest, PrResult, open_pull_request
+from services.pr_publisher.state import PublisherState
+from shared.events import prs
+from shared.events.base import Event, derive_id
+from shared.events.envelope import Envelope
+from shared.kafka.producer import EventLog
+from shared.secrets import TokenUnreadable, decrypt_token
+
+log = logging.getLogger(__name__)
+
+SOURCE = "pr_publisher"
+
+
+class Publisher:
+    def __init__(
+        self, state: PublisherState, events: EventLog, fernet: Fernet, *, timeout: float = 10
+    ) -> None:
+        self.state = state
+        self.events = events
+        self.fernet = fernet
+        self.timeout = timeout
+        # Requests answered by this process whose outcome has not come back through the log yet.
+        self._answered: set[str] = set()
+
+    async def reconcile(self, partitions: set[int]) -> None:
+        for request in await self.state.pending(partitions):
+            if request.request_id not in self._answered:
+                await self.publish(request)
+
+    async def publish(self, request: Any) -> None:
+        ids = {"job_id": uuid.UUID(request.job_id), "task_id": uuid.UUID(request.task_id)}
+        try:
+            pr_request = await self._pr_request(request)
+            result: PrResult = await asyncio.to_thread(open_pull_request, pr_request, timeout=self.timeout)
+            outcome: Event = prs.PrCreated(
+                **ids, pr_url=result.url, number=result.number, branch=pr_request.branch, reused=result.reused
+            )
+            log.info(
+                "job %s: PR %s (%s)", request.job_id, result.url, "reused" if result.reused else "opened"
+            )
+        except PrError as exc:
+            outcome = prs.PrFailed(**ids, reason=exc.reason, retryable=exc.retryable)
+            log.warning("job %s: PR failed: %s", request.job_id, exc.reason)
+        envelope = Envelope.wrap(
+            outcome,
+            source=SOURCE,
+            id=derive_id("pr-outcome", request.request_id),
+            correlation_id=request.correlation_id,
+        )
+        await self.events.append(envelope.model_copy(update={"causation_id": request.request_id}))
+        self._answered.add(request.request_id)
+
+    async def _pr_request(self, request: Any) -> PrRequest:
+        found = await self.state.publication(request.job_id)
+        if found is None or found[1] is None:
+            raise PrError("the job's compiled prompt version is unknown to the PR publisher", retryable=False)
+        job, version, settings = found
+        missing = [
+            k
+            for k in ("git_provider", "git_repo", "git_token_encrypted", "prompt_path")
+            if not settings.get(k)
+        ]
+        if missing:
+            raise PrError(
+                f"the task's Git settings are incomplete: set {', '.join(missing)}", retryable=False
+            )
+        try:
+            token = decrypt_token(self.fernet, settings["git_token_encrypted"])
+        except TokenUnreadable as exc:
+            raise PrError(str(exc), retryable=False) from exc
+        return build_pr_request(settings, job, version.prompt_text, token)
+
+
+def build_pr_request(settings: dict[str, Any], job: Any, prompt_text: str, token: str) -> PrRequest:
+    """The PR of a compiled job: branch per job, title and body from the measured figures."""
+    meta = job.job_metadata
+    name = settings.get("name", "task")
+    baseline = float(meta.get("baseline_score") or 0.0)
+    optimized = float(meta.get("optimized_score") or 0.0)
+    export = meta.get("export_score")
+    content = domain.PrContent(
+        task_name=name,
+        job_id=job.job_id,
+        prompt_path=settings["prompt_path"],
+        baseline_score=baseline,
+        optimized_score=optimized,
+        export_score=export,
+        train_size=int(meta.get("train_size", 0)),
+        val_size=int(meta.get("val_size", 0)),
+        trials=int(meta.get("trials_completed", 0)),
+        llm_calls=int(meta.get("llm_calls", 0)),
+        cost_usd=meta.get("cost_usd"),
+        examples=tuple(
+            domain.PrExample(
+                inputs=tuple(sorted((str(k), str(v)) for k, v in e.get("inputs", {}).items())),
+                old_output=str(e.get("before", "")),
+                new_output=str(e.get("after") or ""),
+            )
+            for e in job.examples
+        ),
+        metric=meta.get("metric"),
+        prompt_version_id=job.version_id,
+    )
+    return PrRequest(
+        provider=settings["git_provider"],
+        base_url=settings.get("git_base_url"),
+        repo=settings["git_repo"],
+        base_branch=settings.get("git_base_branch"),
+        token=token,
+        prompt_path=settings["prompt_path"],
+        prompt_format=settings.get("prompt_format", "text"),
+        prompt_locator=settings.get("prompt_locator"),
+        branch=domain.branch_name(name, job.job_id),
+        title=domain.pr_title(name, baseline, export if export is not None else optimized),
+        body=domain.pr_body(content),
+        new_prompt=prompt_text,
+        commit_message=f"kaizen: update {settings['prompt_path']} from job {job.job_id}",
+        job_id=job.job_id,
+    )

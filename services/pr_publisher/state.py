@@ -1,0 +1,124 @@
+"""The PR publisher's local state: what it needs to open a PR, folded from the log.
+
+Tasks' Git settings (token as ciphertext), prompt versions, compiled jobs, and the
+publication requests (a ``JobCompiled`` to publish, or a ``PrRetryRequested``) that have
+no outcome in the log yet. Stored with the offsets in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import TopicPartition
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+metadata = MetaData()
+
+offsets = Table(
+    "offsets",
+    metadata,
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("next_offset", Integer, nullable=False),
+)
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("settings", JSON, nullable=False),
+)
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("prompt_text", Text, nullable=False),
+)
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("version_id", String(36), nullable=False),
+    Column("job_metadata", JSON, nullable=False),
+    Column("examples", JSON, nullable=False),
+)
+requests = Table(
+    "requests",
+    metadata,
+    Column("request_id", String(36), primary_key=True),  # the requesting event's id
+    Column("job_id", String(36), nullable=False),
+    Column("task_id", String(36), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("correlation_id", String(64)),
+    Column("status", String(16), nullable=False),  # pending | done
+)
+
+
+def _upsert(table: Table, values: dict[str, Any], keys: list[str]) -> Any:
+    return sqlite.insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=values)
+
+
+class PublisherState:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def load_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        wanted = set(partitions)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(offsets))).all()
+        return {tp: r.next_offset for r in rows if (tp := TopicPartition(r.topic, r.partition)) in wanted}
+
+    @staticmethod
+    async def save_offset(conn: AsyncConnection, topic: str, partition: int, next_offset: int) -> None:
+        values = {"topic": topic, "partition": partition, "next_offset": next_offset}
+        await conn.execute(_upsert(offsets, values, ["topic", "partition"]))
+
+    @staticmethod
+    async def task_settings(conn: AsyncConnection, task_id: str) -> dict[str, Any]:
+        row = (await conn.execute(select(tasks.c.settings).where(tasks.c.task_id == task_id))).first()
+        return dict(row.settings) if row else {}
+
+    @staticmethod
+    async def save_task(conn: AsyncConnection, task_id: str, settings: dict[str, Any]) -> None:
+        await conn.execute(_upsert(tasks, {"task_id": task_id, "settings": settings}, ["task_id"]))
+
+    @staticmethod
+    async def save_version(conn: AsyncConnection, **values: Any) -> None:
+        await conn.execute(_upsert(versions, values, ["id"]))
+
+    @staticmethod
+    async def save_job(conn: AsyncConnection, **values: Any) -> None:
+        await conn.execute(_upsert(jobs, values, ["job_id"]))
+
+    @staticmethod
+    async def add_request(conn: AsyncConnection, **values: Any) -> None:
+        await conn.execute(
+            sqlite.insert(requests).values(status="pending", **values).on_conflict_do_nothing()
+        )
+
+    @staticmethod
+    async def finish_request(conn: AsyncConnection, request_id: str) -> None:
+        await conn.execute(update(requests).where(requests.c.request_id == request_id).values(status="done"))
+
+    async def pending(self, partitions: set[int]) -> list[Any]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(requests).where(requests.c.status == "pending"))).all()
+        return [r for r in rows if r.partition in partitions]
+
+    async def publication(self, job_id: str) -> tuple[Any, Any, dict[str, Any]] | None:
+        """The compiled job, its prompt version and its task's settings; None if unknown."""
+        async with self.engine.connect() as conn:
+            job = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
+            if job is None:
+                return None
+            version = (await conn.execute(select(versions).where(versions.c.id == job.version_id))).first()
+            settings = await self.task_settings(conn, job.task_id)
+        return job, version, settings
