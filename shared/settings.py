@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     llm_api_base: str | None = Field(
         None, description="OpenAI-compatible endpoint for the default models. Unset: the embedded SmolLM2."
     )
-    llm_port: int = Field(8765, ge=0, le=65535, description="Embedded LLM server port (0 = any free port).")
+    llm_port: int = Field(8765, ge=1, le=65535, description="Embedded LLM server port.")
     default_teacher_model: str = Field(
         "openai/smollm2", description="LiteLLM model string used when a task names none."
     )
@@ -53,10 +53,9 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Jobs of different tasks run at once per optimizer."
     )
     job_time_limit_seconds: int = Field(3600, ge=10, description="Wall-clock limit of one job.")
-    job_lease_seconds: int = Field(
-        60, ge=5, description="A job whose worker sent no heartbeat for this long is lost."
+    heartbeat_seconds: float = Field(
+        5.0, gt=0, description="Interval of service heartbeats (seen in /health)."
     )
-    heartbeat_seconds: float = Field(5.0, gt=0, description="Interval of service and job heartbeats.")
     write_timeout_seconds: float = Field(10.0, gt=0, description="How long a write waits for the projector.")
     retry_pr_timeout_seconds: float = Field(
         60.0, gt=0, description="How long retry-pr waits for the outcome."

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -18,6 +20,9 @@ from shared.events.topics import Topics
 from shared.kafka.producer import EventLog, Position
 from shared.readmodel.db import create_schema, make_engine
 from shared.readmodel.tables import projector_offsets
+
+# The Fernet key the test API and the test PR publisher share (tests only).
+TEST_SECRET_KEY = b"kYvJ4kpsGm1c8cRk9o0s7y0kqQy3o2pmv2ZsY0m4r5E="
 
 ServiceRunner = Callable[[str, Topics, str, asyncio.Event], Awaitable[None]]
 
@@ -30,7 +35,57 @@ async def _projector(bootstrap: str, topics: Topics, db_url: str, stop: asyncio.
     )
 
 
-RUNNERS: dict[str, ServiceRunner] = {"projector": _projector}
+@dataclass
+class Options:
+    """Knobs tests may turn: where the default models are served, the Git timeout."""
+
+    llm_api_base: str = "http://127.0.0.1:9/v1"
+    default_model: str = "openai/smollm2"
+    job_time_limit: float = 600
+    state_dir: Path | None = None
+    secret_key: bytes | None = None
+
+
+OPTIONS = Options()
+
+
+async def _optimizer(bootstrap: str, topics: Topics, db_url: str, stop: asyncio.Event) -> None:
+    from services.optimizer.bootstrap import run_optimizer
+    from services.optimizer.specs import ModelDefaults
+
+    defaults = ModelDefaults(
+        OPTIONS.default_model, OPTIONS.default_model, OPTIONS.llm_api_base, OPTIONS.job_time_limit
+    )
+    state = (OPTIONS.state_dir or Path(tempfile.mkdtemp())) / f"{topics.prefix}-optimizer.db"
+    await run_optimizer(
+        bootstrap, topics, state, defaults, stop, heartbeat_seconds=1.0, group_id=f"{topics.prefix}-optimizer"
+    )
+
+
+async def _pr_publisher(bootstrap: str, topics: Topics, db_url: str, stop: asyncio.Event) -> None:
+    from cryptography.fernet import Fernet
+
+    from services.pr_publisher.bootstrap import run_publisher
+
+    state = (OPTIONS.state_dir or Path(tempfile.mkdtemp())) / f"{topics.prefix}-publisher.db"
+    fernet = Fernet(OPTIONS.secret_key or TEST_SECRET_KEY)
+    await run_publisher(
+        bootstrap,
+        topics,
+        state,
+        fernet,
+        stop,
+        heartbeat_seconds=1.0,
+        group_id=f"{topics.prefix}-publisher",
+        git_timeout=5.0,
+    )
+
+
+RUNNERS: dict[str, ServiceRunner] = {
+    "projector": _projector,
+    "optimizer": _optimizer,
+    "pr_publisher": _pr_publisher,
+}
 
 
 @dataclass
