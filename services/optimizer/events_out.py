@@ -8,7 +8,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.optimizer.spec import Baseline, JobFailure, JobResult, JobSpec, Progress, Stage, Trial, Usage
+from services.optimizer.spec import (
+    Baseline,
+    JobFailure,
+    JobResult,
+    JobSpec,
+    Progress,
+    Stage,
+    Trial,
+    Usage,
+    dataset_hash,
+)
 from shared.events import jobs as jb
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
@@ -94,14 +104,8 @@ class ProgressEmitter:
             seed_count=sum(1 for e in self.spec.examples if e.source == "seed"),
             train_size=train,
             val_size=val,
-            dataset_hash=dataset_hash(self.spec),
+            dataset_hash=dataset_hash(self.spec.examples),
         )
-
-
-def dataset_hash(spec: JobSpec) -> str:
-    from services.optimizer.pipeline import dataset_hash as pipeline_hash
-
-    return pipeline_hash(spec)
 
 
 def metadata(spec: JobSpec, result: JobResult) -> dict[str, Any]:

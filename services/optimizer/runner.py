@@ -57,6 +57,9 @@ class JobRunner:
         self.time_limit = time_limit
         self.slots = asyncio.Semaphore(concurrency)
         self.local: dict[uuid.UUID, LocalJob] = {}
+        # Jobs this process ran to a verdict: their final events may not be folded back
+        # into the state yet, and they must not look unfinished meanwhile.
+        self.concluded: set[uuid.UUID] = set()
 
     @property
     def active(self) -> int:
@@ -66,7 +69,7 @@ class JobRunner:
         """Start every unfinished job of these (caught-up) partitions not running here."""
         for row in await self.store.unfinished_jobs(partitions):
             job_id = uuid.UUID(row.job_id)
-            if job_id in self.local:
+            if job_id in self.local or job_id in self.concluded:
                 continue
             if row.cancel_requested:
                 await events_out.failed(
@@ -85,6 +88,17 @@ class JobRunner:
 
     async def _run(self, job: LocalJob, row: Any) -> None:
         try:
+            await self._verdict(job, row)
+            self.concluded.add(job.job_id)
+        except asyncio.CancelledError:
+            log.info("job %s stopped here (partition revoked or shutdown)", job.job_id)
+            raise
+        finally:
+            self.local.pop(job.job_id, None)
+
+    async def _verdict(self, job: LocalJob, row: Any) -> None:
+        """Run the job to a verdict (result or failure events)."""
+        try:
             async with self.slots:
                 if job.cancel.is_set():
                     await events_out.failed(
@@ -92,14 +106,9 @@ class JobRunner:
                     )
                     return
                 await self._attempt(job, row)
-        except asyncio.CancelledError:
-            log.info("job %s stopped here (partition revoked or shutdown)", job.job_id)
-            raise
         except Exception as exc:
             log.exception("job %s crashed in the runner", job.job_id)
             await events_out.failed(self.events, row, f"internal error in the optimizer: {exc!r}", "crashed")
-        finally:
-            self.local.pop(job.job_id, None)
 
     async def _attempt(self, job: LocalJob, row: Any) -> None:
         job_row, settings, examples = await self.store.job_inputs(job.job_id)

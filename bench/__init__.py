@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints its numbers; ``make bench`` runs them all."""
