@@ -1,0 +1,178 @@
+"""What a Kaizen pull request says: its branch, title and body. Pure, no I/O.
+
+The body is what a reviewer decides on, so it shows the figures that justify the change
+(baseline and optimized scores on the same validation set, and the re-score of the exact
+text written to the file), what the run cost, a few before/after examples, and how to
+undo it. A hidden marker carries the job id, so an existing PR can be recognised.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_MARKER = "<!-- kaizen-job: {job_id} -->"
+_MARKER_AT_END = re.compile(r"<!-- kaizen-job: (\S+) -->\s*\Z")
+_EXAMPLE_CHARS = 600
+_TITLE_TASK_CHARS = 80
+
+
+@dataclass(frozen=True)
+class PrExample:
+    """One validation example: the task's inputs and the outputs of the old and new prompt."""
+
+    inputs: tuple[tuple[str, str], ...]
+    old_output: str
+    new_output: str
+
+
+@dataclass(frozen=True)
+class PrContent:
+    """Everything the PR body reports about one job.
+
+    ``baseline_score`` (current prompt), ``optimized_score`` (the compiled program) and
+    ``export_score`` (the exported prompt text, called the way the application calls it)
+    are all measured on the same ``val_size`` validation examples.
+    """
+
+    task_name: str
+    job_id: str
+    prompt_path: str
+    baseline_score: float
+    optimized_score: float
+    export_score: float | None
+    train_size: int
+    val_size: int
+    trials: int
+    llm_calls: int
+    cost_usd: float | None
+    examples: tuple[PrExample, ...] = ()
+    metric: str | None = None
+    prompt_version_id: str | None = None
+    previous_version_id: str | None = None
+
+
+def branch_name(task_name: str, job_id: str) -> str:
+    """``kaizen/<task-slug>/<job id prefix>``: the same for every attempt of one job, a valid git ref."""
+    job_part = re.sub(r"[^a-z0-9]", "", job_id.lower())[:8]
+    if not job_part:
+        raise ValueError(f"job id {job_id!r} has no letters or digits to name a branch after")
+    return f"kaizen/{_slug(task_name)}/{job_part}"
+
+
+def pr_title(task_name: str, baseline: float, optimized: float) -> str:
+    """``kaizen: improve <task> prompt (0.62 → 0.78)``; pass the export re-score as ``optimized``."""
+    task = task_name if len(task_name) <= _TITLE_TASK_CHARS else task_name[: _TITLE_TASK_CHARS - 1] + "…"
+    return f"kaizen: improve {task} prompt ({baseline:.2f} → {optimized:.2f})"
+
+
+def pr_body(content: PrContent, *, max_examples: int = 3) -> str:
+    """The markdown body of the PR/MR, ending with the hidden job marker."""
+    sections = [
+        _summary(content),
+        _scores(content),
+        _run(content),
+        _examples(content.examples[:max_examples], len(content.examples)),
+        _rollback(content),
+        _MARKER.format(job_id=content.job_id),
+    ]
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def job_id_from_body(body: str) -> str | None:
+    """The job id of the marker that ends a body written by :func:`pr_body`, if any."""
+    match = _MARKER_AT_END.search(body)
+    return match.group(1) if match else None
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:40].rstrip("-") or "task"
+
+
+def _summary(content: PrContent) -> str:
+    return (
+        f"## Kaizen: a better prompt for {_code(content.task_name)}\n\n"
+        f"Kaizen optimized the prompt in {_code(content.prompt_path)} from scored feedback. "
+        f"All scores below are on the same {content.val_size} validation examples."
+    )
+
+
+def _scores(content: PrContent) -> str:
+    rows = [
+        "| Prompt | Score |",
+        "|---|---|",
+        f"| Current prompt (baseline) | {content.baseline_score:.3f} |",
+        f"| Optimized program (inside DSPy) | {content.optimized_score:.3f} |",
+    ]
+    if content.export_score is None:
+        rows.append("| This file's prompt, re-scored as the app calls it | not measured |")
+    else:
+        delta = content.export_score - content.baseline_score
+        rows.append(
+            f"| **This file's prompt, re-scored as the app calls it** | **{content.export_score:.3f}** "
+            f"({delta:+.3f}) |"
+        )
+    return "### Scores\n\n" + "\n".join(rows)
+
+
+def _code(text: str) -> str:
+    # Inline code cannot hold a backtick; names rarely contain one, so drop it.
+    return "`" + text.replace("`", "'") + "`"
+
+
+def _run(content: PrContent) -> str:
+    if content.cost_usd is None:
+        cost = "not metered"
+    else:
+        cost = f"${content.cost_usd:.4f}" if 0 < content.cost_usd < 0.01 else f"${content.cost_usd:.2f}"
+    lines = [
+        f"- Job: `{content.job_id}`",
+        f"- Data: {content.train_size} training / {content.val_size} validation examples",
+        f"- Trials: {content.trials} · LLM calls: {content.llm_calls} · Cost: {cost}",
+    ]
+    if content.metric:
+        lines.append(f"- Metric: {content.metric}")
+    if content.prompt_version_id:
+        lines.append(f"- Prompt version: `{content.prompt_version_id}`")
+    return "### Run\n\n" + "\n".join(lines)
+
+
+def _examples(examples: tuple[PrExample, ...], total: int) -> str:
+    if not examples:
+        return ""
+    parts = [f"### Examples ({len(examples)} of {total})"]
+    for number, example in enumerate(examples, 1):
+        inputs = "\n".join(f"{name}: {value}" for name, value in example.inputs)
+        parts.append(
+            f"<details><summary>Example {number}</summary>\n\n"
+            f"**Input**\n\n{_fenced(inputs)}\n\n"
+            f"**Before**\n\n{_fenced(example.old_output)}\n\n"
+            f"**After**\n\n{_fenced(example.new_output)}\n\n</details>"
+        )
+    return "\n\n".join(parts)
+
+
+def _fenced(text: str) -> str:
+    if len(text) > _EXAMPLE_CHARS:
+        text = text[:_EXAMPLE_CHARS] + f"… ({len(text) - _EXAMPLE_CHARS} more characters)"
+    # A fence longer than any backtick run inside keeps user text from closing it.
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def _rollback(content: PrContent) -> str:
+    lines = [
+        "### Rolling back",
+        "",
+        "- Before merging: close this PR; nothing changes.",
+        "- After merging: revert this PR (the *Revert* button, or `git revert` of the merge commit).",
+    ]
+    if content.previous_version_id:
+        lines.append(f"- In Kaizen: activate the previous prompt version `{content.previous_version_id}`.")
+    else:
+        lines.append("- In Kaizen: activate the task's previous prompt version.")
+    return "\n".join(lines)
