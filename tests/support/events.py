@@ -43,7 +43,7 @@ def feedback(task_id: uuid.UUID, n: int, score: float = 0.9) -> list[Envelope]:
 
 
 def job_lifecycle(task_id: uuid.UUID, outcome: str = "success", trials: int = 3) -> list[Envelope]:
-    """A whole job: requested → … → SUCCESS, FAILED or PR_FAILED."""
+    """A whole job: requested → … → SUCCESS, FAILED or PR_FAILED ("publish": compiled, awaiting its PR)."""
     job_id = uuid.uuid4()
     version_id = uuid.uuid4()
     ids = {"job_id": job_id, "task_id": task_id}
