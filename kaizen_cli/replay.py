@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.projector.bootstrap import rebuild
 from shared.events.topics import Topics
@@ -59,12 +60,12 @@ async def run_replay(settings: Settings, *, dry_run: bool, force: bool) -> int:
     return 0
 
 
-async def _projector_alive(engine: object, interval: float) -> bool:
-    async with engine.connect() as conn:  # type: ignore[attr-defined]
+async def _projector_alive(engine: AsyncEngine, interval: float) -> bool:
+    async with engine.connect() as conn:
         times = (
             await conn.execute(select(heartbeats.c.time).where(heartbeats.c.service == "projector"))
         ).scalars()
-        newest = max(times, default=None)
+        newest: dt.datetime | None = max(times, default=None)
     if newest is None:
         return False
     if newest.tzinfo is None:

@@ -79,8 +79,8 @@ class ProgressEmitter:
             case Baseline(score=score):
                 self.baseline = score
             case Stage(step="compiling"):
-                event = jb.JobCompiling(**_ids(self.row), baseline_score=self.baseline or 0.0)
-                await _emit(self.events, self.row, (event, (*key, "compiling")))
+                compiling = jb.JobCompiling(**_ids(self.row), baseline_score=self.baseline or 0.0)
+                await _emit(self.events, self.row, (compiling, (*key, "compiling")))
             case Trial() as trial:
                 event = jb.JobTrialCompleted(
                     **_ids(self.row),
