@@ -55,9 +55,8 @@ async def run(bootstrap: str, events: int, concurrency: int) -> None:
         started = time.perf_counter()
         await asyncio.gather(*[worker(events // concurrency) for _ in range(concurrency)])
         elapsed = time.perf_counter() - started
-        print(
-            f"append, {concurrency} concurrent: {len(concurrent) / elapsed:.0f} events/s; {summary(concurrent)}"
-        )
+        rate = len(concurrent) / elapsed
+        print(f"append, {concurrency} concurrent: {rate:.0f} events/s; {summary(concurrent)}")
     finally:
         await log.stop()
 
