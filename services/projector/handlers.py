@@ -50,7 +50,9 @@ async def _outcome(
         "reason": reason,
         "detail": detail,
     }
-    await upsert(ctx.conn, t.request_outcomes, values, ["request_id"])
+    # The first decision is the answer; later events of the same request (a job's own
+    # end, a PR outcome) must not rewrite it.
+    await insert_ignore(ctx.conn, t.request_outcomes, values)
 
 
 # --- keys -------------------------------------------------------------------------------

@@ -125,11 +125,29 @@ class EventConsumer:
             await self.consumer.stop()
 
     async def _handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if self.offsets is not None:
+            records = await self._not_yet_applied(records)
+            if not records:
+                return
         deliveries = [await self._decode(r) for r in records]
         await self.handler(deliveries)
         if self.offsets is None:
             last = deliveries[-1]
             await self.consumer.commit({last.tp: last.offset + 1})
+
+    async def _not_yet_applied(
+        self, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """Drop records below the stored offset.
+
+        aiokafka starts fetching a newly assigned partition before the rebalance
+        listener has sought to the stored offset, so the first batch can repeat records
+        that were applied already. The store is the truth; the fetch position is a hint.
+        """
+        assert self.offsets is not None
+        tp = TopicPartition(records[0].topic, records[0].partition)
+        stored = (await self.offsets.load_offsets([tp])).get(tp, 0)
+        return [r for r in records if r.offset >= stored]
 
     async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery:
         try:

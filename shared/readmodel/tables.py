@@ -76,6 +76,8 @@ feedback = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("log_offset", Integer, nullable=False),
     Index("ix_feedback_task_created", "task_id", "created_at", "id"),
+    # GET /api/v1/feedback without a task filter: newest first over every task.
+    Index("ix_feedback_created", "created_at", "id"),
     Index("ix_feedback_task_offset", "task_id", "source", "log_offset"),
 )
 

@@ -1,0 +1,26 @@
+"""``python -m services.api``: serve the API with uvicorn on ``KAIZEN_API_HOST:KAIZEN_API_PORT``."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from services.api.main import create_app
+from shared.service import configure_logging
+from shared.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        # Our logging setup already formats every record; uvicorn's would replace it.
+        log_config=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Building the FastAPI app; its lifespan owns every connection.
+
+The app starts without Kafka: the event log connects on first use (and after every
+failure), so while the broker is down reads still work and writes answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api import SERVICE_NAME, errors, openapi
+from services.api.adapters import ProjectionWatcher, Writer
+from services.api.deps import ApiContext
+from services.api.probe import LogProbe
+from services.api.routes import api_router, health
+from shared.events.topics import Topics
+from shared.kafka.producer import EventLog, LogUnavailable
+from shared.readmodel.db import create_schema, make_engine
+from shared.secrets import load_fernet
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Kaizen turns scored feedback on LLM outputs into better prompts, delivered as pull requests.
+
+Every endpoint under `/api/v1` needs an `X-API-Key` header, except `POST /api/v1/keys/bootstrap`.
+Every error is an RFC 7807 `application/problem+json` document. A malformed id in a path,
+query or body is a 422 naming the field. A write answers once the read model shows it:
+503 means nothing was written (Kafka is down), 504 means it is in the log but not visible yet.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    topics: Topics | None = None,
+    bootstrap: str | None = None,
+    db_url: str | None = None,
+) -> FastAPI:
+    """The API for ``settings``; ``topics``, ``bootstrap`` and ``db_url`` override them (tests)."""
+    fernet = load_fernet(settings)  # fail at start, with a clear message, on a bad key
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(db_url or settings.resolved_database_url)
+        await _create_schema(engine)
+        names = topics or Topics(settings.topic_prefix)
+        servers = bootstrap or settings.resolved_kafka_bootstrap
+        events = EventLog(servers, names, client_id=SERVICE_NAME, timeout=settings.write_timeout_seconds)
+        watcher = ProjectionWatcher(engine)
+        probe = LogProbe(servers, names)
+        app.state.kaizen = ApiContext(
+            settings,
+            names,
+            engine,
+            events,
+            watcher,
+            Writer(events, watcher, settings.write_timeout_seconds),
+            probe,
+            fernet,
+        )
+        warm_up = asyncio.create_task(_connect(events), name="api-connect-kafka")
+        try:
+            yield
+        finally:
+            await asyncio.gather(warm_up, return_exceptions=True)
+            await watcher.close()
+            await probe.close()
+            await events.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="Kaizen API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    openapi.install(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    return app
+
+
+async def _connect(events: EventLog) -> None:
+    """Connect early so the first write is fast; a broker that is down is not an error here."""
+    try:
+        await events.start()
+    except LogUnavailable as exc:
+        log.warning("Kafka is not reachable yet (writes answer 503 until it is): %s", exc)
+
+
+async def _create_schema(engine: AsyncEngine, attempts: int = 5) -> None:
+    """Create the read model's tables; another process creating them at the same time may clash once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await create_schema(engine)
+            return
+        except DBAPIError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.2 * attempt)

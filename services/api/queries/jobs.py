@@ -1,0 +1,44 @@
+"""Jobs and their event histories."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.api.domain import ACTIVE_STATUSES
+from shared.readmodel.tables import job_events, jobs
+
+
+async def get(conn: AsyncConnection, job_id: uuid.UUID) -> Any | None:
+    return (await conn.execute(select(jobs).where(jobs.c.id == str(job_id)))).first()
+
+
+async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, offset: int) -> list[Any]:
+    """Newest first; the id orders jobs created in the same instant, so pages are stable."""
+    query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+    if task_id is not None:
+        query = query.where(jobs.c.task_id == str(task_id))
+    return list((await conn.execute(query)).all())
+
+
+async def active_for_task(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
+    query = select(jobs).where(jobs.c.task_id == str(task_id), jobs.c.status.in_(ACTIVE_STATUSES)).limit(1)
+    return (await conn.execute(query)).first()
+
+
+async def events(conn: AsyncConnection, job_id: uuid.UUID, after_offset: int = -1) -> list[Any]:
+    """The job's events in log order (all of a job's events share its task's partition)."""
+    query = (
+        select(job_events)
+        .where(job_events.c.job_id == str(job_id), job_events.c.log_offset > after_offset)
+        .order_by(job_events.c.log_offset, job_events.c.event_id)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def status(conn: AsyncConnection, job_id: uuid.UUID) -> str | None:
+    value = await conn.scalar(select(jobs.c.status).where(jobs.c.id == str(job_id)))
+    return str(value) if value is not None else None

@@ -1,0 +1,31 @@
+"""API keys in the read model (hashes only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.readmodel.tables import api_keys
+
+
+async def active_by_hash(conn: AsyncConnection, key_hash: str) -> Any | None:
+    """The active key with this hash (one lookup on the unique hash index)."""
+    query = select(api_keys).where(api_keys.c.key_hash == key_hash, api_keys.c.status == "active")
+    return (await conn.execute(query)).first()
+
+
+async def get(conn: AsyncConnection, key_id: uuid.UUID) -> Any | None:
+    return (await conn.execute(select(api_keys).where(api_keys.c.id == str(key_id)))).first()
+
+
+async def all_keys(conn: AsyncConnection) -> list[Any]:
+    query = select(api_keys).order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc())
+    return list((await conn.execute(query)).all())
+
+
+async def any_exists(conn: AsyncConnection) -> bool:
+    """Whether bootstrap is closed: any key ever issued, revoked ones included."""
+    return (await conn.scalar(select(api_keys.c.id).limit(1))) is not None

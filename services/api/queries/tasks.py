@@ -1,0 +1,93 @@
+"""Tasks and the live figures shown with them, loaded for a whole page at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.readmodel.tables import feedback, jobs, prompt_versions, tasks
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    """Live feedback, feedback since the last job's cut-off, the last job, the active prompt's score."""
+
+    feedback_count: int = 0
+    since_cutoff: int = 0
+    last_job: Any | None = None
+    active_score: float | None = None
+
+
+async def get(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
+    """A task that exists (deleted tasks are gone for the API)."""
+    query = select(tasks).where(tasks.c.id == str(task_id), tasks.c.deleted.is_(False))
+    return (await conn.execute(query)).first()
+
+
+async def page(conn: AsyncConnection, limit: int, after: tuple[datetime, str] | None) -> list[Any]:
+    """Newest first, strictly after the cursor's ``(created_at, id)``."""
+    query = select(tasks).where(tasks.c.deleted.is_(False))
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            or_(tasks.c.created_at < created, and_(tasks.c.created_at == created, tasks.c.id < last_id))
+        )
+    query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+    return list((await conn.execute(query)).all())
+
+
+async def live_name_exists(conn: AsyncConnection, key: str) -> bool:
+    query = select(tasks.c.id).where(tasks.c.name_key == key, tasks.c.deleted.is_(False)).limit(1)
+    return (await conn.scalar(query)) is not None
+
+
+async def deleted_count(conn: AsyncConnection, key: str) -> int:
+    """The name's generation: how many tasks of this name were deleted."""
+    query = select(func.count()).select_from(tasks).where(tasks.c.name_key == key, tasks.c.deleted.is_(True))
+    return int(await conn.scalar(query) or 0)
+
+
+async def stats(conn: AsyncConnection, rows: Sequence[Any]) -> dict[str, TaskStats]:
+    """The live figures of ``rows``, in three queries whatever the page size."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return {}
+    counts = await _counts(conn, ids)
+    last = await _last_jobs(conn, ids)
+    scores = await _active_scores(conn, ids)
+    return {
+        task_id: TaskStats(*counts.get(task_id, (0, 0)), last.get(task_id), scores.get(task_id))
+        for task_id in ids
+    }
+
+
+async def _counts(conn: AsyncConnection, ids: list[str]) -> dict[str, tuple[int, int]]:
+    since = func.sum(case((feedback.c.log_offset > tasks.c.last_job_cutoff, 1), else_=0))
+    query = (
+        select(feedback.c.task_id, func.count(), since)
+        .join(tasks, tasks.c.id == feedback.c.task_id)
+        .where(feedback.c.task_id.in_(ids), feedback.c.source != "seed")
+        .group_by(feedback.c.task_id)
+    )
+    return {task_id: (int(n), int(s or 0)) for task_id, n, s in (await conn.execute(query)).all()}
+
+
+async def _last_jobs(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
+    order = (jobs.c.created_at.desc(), jobs.c.id.desc())
+    rank = func.row_number().over(partition_by=jobs.c.task_id, order_by=order).label("rank")
+    ranked = select(jobs, rank).where(jobs.c.task_id.in_(ids)).subquery()
+    rows = (await conn.execute(select(ranked).where(ranked.c.rank == 1))).all()
+    return {row.task_id: row for row in rows}
+
+
+async def _active_scores(conn: AsyncConnection, ids: list[str]) -> dict[str, float | None]:
+    query = select(prompt_versions.c.task_id, prompt_versions.c.eval_score).where(
+        prompt_versions.c.task_id.in_(ids), prompt_versions.c.status == "active"
+    )
+    return {task_id: score for task_id, score in (await conn.execute(query)).all()}

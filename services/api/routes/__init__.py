@@ -1,0 +1,19 @@
+"""One router per resource; ``api_router`` mounts them under ``/api/v1`` with key auth."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from services.api import API_PREFIX
+from services.api.deps import current_key
+from services.api.routes import feedback, health, jobs, keys, optimize, prompts, tasks
+
+# Everything under /api/v1 needs a key, except bootstrapping the first one.
+api_router = APIRouter(prefix=API_PREFIX)
+api_router.include_router(keys.bootstrap_router)
+authenticated = APIRouter(dependencies=[Depends(current_key)])
+for module in (keys, tasks, feedback, jobs, prompts, optimize):
+    authenticated.include_router(module.router)
+api_router.include_router(authenticated)
+
+__all__ = ["api_router", "health"]

@@ -1,0 +1,157 @@
+"""``/api/v1/jobs``: exactly the Jobs API page (list, get, retry-pr), plus cancel and history.
+
+Clients poll ``GET /jobs/{job_id}`` until ``SUCCESS``, ``FAILED`` or ``PR_FAILED`` (or
+follow ``/stream``). A cancelled job still ends ``FAILED``, so that loop always ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from services.api import domain, views
+from services.api.adapters import NotYetVisible
+from services.api.deps import ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.problems import ProblemError, conflict, not_found
+from services.api.queries import jobs, prompts
+from services.api.schemas.common import problem_responses
+from services.api.schemas.jobs import JOB_EXAMPLE, JobEvent, JobResponse
+from shared.events.jobs import JobCancelRequested
+from shared.events.prs import PrRetryRequested
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobId = Annotated[uuid.UUID, Path(description="The job’s unique identifier")]
+STREAM_POLL_SECONDS = 0.25
+RETRY_PENDING = (
+    "no outcome of the PR retry arrived in time; the request is in the log and the job was left as it was, "
+    "so retrying again is safe"
+)
+
+
+def _example(value: object) -> dict[str, Any]:
+    """The seed page's example as the documented answer."""
+    return {"content": {"application/json": {"example": value}}}
+
+
+@router.get(
+    "",
+    summary="List optimization jobs",
+    responses={200: _example([JOB_EXAMPLE]), **problem_responses(401, 422)},
+)
+async def list_jobs(
+    db: ReadModel,
+    task_id: Annotated[uuid.UUID | None, Query(description="Filter by task ID")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Number of results (default: 50, max: 200)")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Number of jobs to skip (default: 0)")] = 0,
+) -> list[JobResponse]:
+    """List optimization jobs, optionally filtered by task. Returns newest jobs first."""
+    async with db.connect() as conn:
+        return [JobResponse.from_row(row) for row in await jobs.page(conn, task_id, limit, offset)]
+
+
+@router.get(
+    "/{job_id}",
+    summary="Get job details",
+    responses={200: _example(JOB_EXAMPLE), **problem_responses(401, 404, 422)},
+)
+async def get_job(job_id: JobId, db: ReadModel) -> JobResponse:
+    """Get details for a specific optimization job."""
+    async with db.connect() as conn:
+        return await views.job_view(conn, job_id)
+
+
+@router.post(
+    "/{job_id}/retry-pr",
+    summary="Retry PR creation",
+    responses=problem_responses(401, 404, 409, 422, 502, 503, 504),
+)
+async def retry_pr(
+    job_id: JobId, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
+) -> JobResponse:
+    """Retry GitHub/GitLab PR creation for a job that completed optimization but failed to create the
+    PR (status PR_FAILED). This re-uses the already-compiled prompt version.
+
+    200: the updated job (`SUCCESS`, new `pr_url`). 502: the PR failed again (reason in `detail`).
+    504: no outcome within the retry timeout; the job is left as it was and retrying is safe.
+    """
+    async with db.connect() as conn:
+        job = await views.job_view(conn, job_id)
+        if job.status != "PR_FAILED":
+            raise conflict(f"job {job_id} is {job.status}, not PR_FAILED; only a failed PR can be retried")
+        version = job.prompt_version_id
+        if version is None or await prompts.get(conn, job.task_id, version) is None:
+            raise not_found(f"the prompt version of job {job_id} was not found")
+    event = PrRetryRequested(job_id=job_id, task_id=job.task_id)
+    try:
+        outcome = await writer.decide(rid, event, timeout=settings.retry_pr_timeout_seconds)
+    except NotYetVisible as exc:
+        raise ProblemError(504, RETRY_PENDING, title="PR retry pending", slug="retry-pending") from exc
+    if not outcome.accepted:
+        detail = outcome.detail or "the pull request could not be created"
+        raise ProblemError(502, detail, title="PR creation failed", slug="pr-failed")
+    async with db.connect() as conn:
+        return await views.job_view(conn, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=202, responses=problem_responses(401, 404, 409, 422, 503, 504))
+async def cancel_job(job_id: JobId, db: ReadModel, writer: WriterDep, rid: RequestId) -> JobResponse:
+    """Ask the job to stop at its next safe point; it then ends `FAILED` ("cancelled")."""
+    async with db.connect() as conn:
+        job = await views.job_view(conn, job_id)
+    if job.status in domain.TERMINAL_STATUSES:
+        raise conflict(f"job {job_id} has ended ({job.status}); there is nothing to cancel")
+    await writer.write(rid, JobCancelRequested(job_id=job_id, task_id=job.task_id))
+    async with db.connect() as conn:
+        return await views.job_view(conn, job_id)
+
+
+@router.get("/{job_id}/events", responses=problem_responses(401, 404, 422))
+async def job_history(job_id: JobId, db: ReadModel) -> list[JobEvent]:
+    """The job's whole history, in log order."""
+    async with db.connect() as conn:
+        await views.job_view(conn, job_id)
+        return [JobEvent.from_row(row) for row in await jobs.events(conn, job_id)]
+
+
+@router.get(
+    "/{job_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "Server-Sent Events, one per job event", "content": {"text/event-stream": {}}},
+        **problem_responses(401, 404, 422),
+    },
+)
+async def stream_job(
+    job_id: JobId,
+    db: ReadModel,
+    last_event_id: Annotated[
+        int | None, Header(alias="Last-Event-ID", description="Resume after this id.")
+    ] = None,
+) -> EventSourceResponse:
+    """The job's events as Server-Sent Events (`event` = type, `id` = offset); ends with the job."""
+    async with db.connect() as conn:
+        await views.job_view(conn, job_id)
+    return EventSourceResponse(_follow(db, job_id, -1 if last_event_id is None else last_event_id))
+
+
+async def _follow(db: AsyncEngine, job_id: uuid.UUID, after: int) -> AsyncIterator[ServerSentEvent]:
+    while True:
+        async with db.connect() as conn:
+            # Status first: every event projected before a terminal status is then visible below.
+            status = await jobs.status(conn, job_id)
+            rows = await jobs.events(conn, job_id, after)
+        for row in rows:
+            after = row.log_offset
+            yield ServerSentEvent(
+                data=JobEvent.from_row(row).model_dump_json(), event=row.type, id=str(after)
+            )
+        if status is None or status in domain.TERMINAL_STATUSES:
+            return
+        await asyncio.sleep(STREAM_POLL_SECONDS)

@@ -1,0 +1,106 @@
+"""``POST /api/v1/optimize/{task_id}``: ask for a job now, with a cost estimate.
+
+The API answers early from the read model (unknown task, an active job, no feedback),
+but the optimizer's decision is final: it sees every request and auto trigger of the
+task in log order, so two requests in the same instant still get at most one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.api import domain, views
+from services.api.adapters import NotYetVisible, Outcome
+from services.api.deps import ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.problems import ProblemError, conflict, not_found
+from services.api.queries import feedback, jobs
+from services.api.schemas.common import problem_responses
+from services.api.schemas.jobs import CostEstimateOut, OptimizeResponse
+from shared.events.jobs import OptimizationRequested
+from shared.llm.pricing import CostEstimate, OptimizerSettings, estimate_job_cost
+from shared.settings import Settings
+
+router = APIRouter(prefix="/optimize", tags=["optimize"])
+
+DEFAULT_MIN_GOLD_SCORE = 0.7
+NO_FEEDBACK = "the task has no feedback or seeds yet; send feedback or upload seeds first"
+UNDECIDED = (
+    "the request is in the log but the optimizer has not decided on it yet; "
+    "see GET /api/v1/jobs?task_id={task_id} before asking again"
+)
+
+
+@router.post("/{task_id}", responses=problem_responses(400, 401, 404, 409, 422, 503, 504))
+async def optimize(
+    task_id: uuid.UUID, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
+) -> OptimizeResponse:
+    """Start an optimization job for the task now (`triggered_by` = `api_on_demand`)."""
+    async with db.connect() as conn:
+        task = await views.existing_task(conn, task_id)
+        active = await jobs.active_for_task(conn, task_id)
+        config = dict(task.settings.get("evaluator_config") or {})
+        total, gold = await feedback.example_counts(conn, task_id, _min_gold(config))
+    if active is not None:
+        raise _job_active(active.id)
+    if total == 0:
+        raise ProblemError(400, NO_FEEDBACK, slug="no-usable-feedback")
+    try:
+        outcome = await writer.decide(rid, OptimizationRequested(task_id=task_id, job_id=uuid.uuid4()))
+    except NotYetVisible as exc:
+        raise ProblemError(504, UNDECIDED.format(task_id=task_id), slug="not-yet-decided") from exc
+    if not outcome.accepted:
+        raise _rejection(outcome, task_id)
+    async with db.connect() as conn:
+        job = await views.job_view(conn, uuid.UUID(str(outcome.entity_id)))
+    estimate = await asyncio.to_thread(_estimate, dict(task.settings), config, gold, settings)
+    budget = task.settings.get("cost_budget")
+    return OptimizeResponse(
+        job=job,
+        cost_estimate=CostEstimateOut.model_validate(dataclasses.asdict(estimate)),
+        budget_warning=domain.budget_warning(estimate.estimated_cost_usd, budget),
+    )
+
+
+def _job_active(job_id: object) -> ProblemError:
+    detail = f"job {job_id} of this task is still active; wait for it to finish or cancel it"
+    return conflict(detail, active_job_id=str(job_id))
+
+
+def _rejection(outcome: Outcome, task_id: uuid.UUID) -> ProblemError:
+    if outcome.reason == "job_active":
+        return _job_active(outcome.entity_id)
+    if outcome.reason == "no_usable_feedback":
+        return ProblemError(400, outcome.detail or NO_FEEDBACK, slug="no-usable-feedback")
+    if outcome.reason == "task_missing":
+        return not_found(f"task {task_id} not found")
+    return conflict(outcome.detail or "the optimizer refused the request")
+
+
+def _min_gold(config: Mapping[str, Any]) -> float:
+    value = config.get("min_score_for_gold", DEFAULT_MIN_GOLD_SCORE)
+    return float(value) if isinstance(value, int | float) else DEFAULT_MIN_GOLD_SCORE
+
+
+def _estimate(
+    task: Mapping[str, Any], config: Mapping[str, Any], gold: int, settings: Settings
+) -> CostEstimate:
+    """The pre-run estimate over the examples good enough to teach (reads a price file: run in a thread)."""
+    teacher = task.get("teacher_model") or settings.default_teacher_model
+    judge = task.get("judge_model") or settings.default_judge_model
+    bases = {
+        settings.default_teacher_model: settings.llm_api_base,
+        settings.default_judge_model: settings.llm_api_base,
+    }
+    known = {f.name for f in dataclasses.fields(OptimizerSettings)}
+    try:
+        optimizer = OptimizerSettings(**{k: v for k, v in config.items() if k in known})
+        return estimate_job_cost(gold, teacher, judge, optimizer, bases)
+    except (KeyError, TypeError, ValueError):
+        # A hand-written evaluator_config the estimate cannot read: estimate with the defaults.
+        return estimate_job_cost(gold, teacher, judge, OptimizerSettings(), bases)

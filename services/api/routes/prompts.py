@@ -1,0 +1,85 @@
+"""``/api/v1/prompts/{task_id}``: the active prompt (applications' hot path), versions, activation.
+
+``GET /prompts/{task_id}`` is one lookup on the (task_id, status) index. It is not
+cached: a cache would need its own freshness query (the task's projector offset) to
+keep read-your-writes across API processes, costing as much as the lookup itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from services.api import views
+from services.api.deps import ReadModel, RequestId, WriterDep
+from services.api.problems import conflict, invalid, not_found
+from services.api.queries import prompts
+from services.api.schemas.common import problem_responses
+from services.api.schemas.prompts import ActivateRequest, PromptVersionResponse
+from services.api.validation import FieldError
+from shared.events.prompts import PromptActivated
+
+router = APIRouter(prefix="/prompts", tags=["prompts"])
+
+
+@router.get("/{task_id}", responses=problem_responses(401, 404, 422))
+async def active_prompt(task_id: uuid.UUID, db: ReadModel) -> PromptVersionResponse:
+    """The task's active prompt version. 404 when the task has none (or does not exist)."""
+    async with db.connect() as conn:
+        row = await prompts.active(conn, task_id)
+    if row is None:
+        raise not_found(f"task {task_id} has no active prompt")
+    return PromptVersionResponse.from_row(row)
+
+
+@router.get("/{task_id}/versions", responses=problem_responses(401, 404, 422))
+async def prompt_versions(
+    task_id: uuid.UUID,
+    db: ReadModel,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[PromptVersionResponse]:
+    """Every version of the task's prompt, newest first."""
+    async with db.connect() as conn:
+        await views.existing_task(conn, task_id)
+        rows = await prompts.page(conn, task_id, limit, offset)
+    return [PromptVersionResponse.from_row(row) for row in rows]
+
+
+@router.post("/{task_id}/activate", responses=problem_responses(401, 404, 409, 422, 503, 504))
+async def activate_prompt(
+    task_id: uuid.UUID,
+    db: ReadModel,
+    writer: WriterDep,
+    rid: RequestId,
+    version_id: Annotated[uuid.UUID | None, Query(description="The draft version to activate.")] = None,
+    body: Annotated[ActivateRequest | None, Body(description='Alternatively, `{"version_id": …}`.')] = None,
+) -> PromptVersionResponse:
+    """Make a draft version the active prompt; the previously active one is archived."""
+    wanted = _version_id(version_id, body)
+    async with db.connect() as conn:
+        await views.existing_task(conn, task_id)
+        row = await prompts.get(conn, task_id, wanted)
+    if row is None:
+        raise not_found(f"prompt version {wanted} of task {task_id} not found")
+    if row.status != "draft":
+        raise conflict(f"version {wanted} is {row.status}; only a draft can be activated")
+    outcome = await writer.decide(rid, PromptActivated(task_id=task_id, prompt_version_id=wanted))
+    if not outcome.accepted:
+        raise conflict(outcome.detail or f"version {wanted} is not a draft")
+    async with db.connect() as conn:
+        row = await prompts.get(conn, task_id, wanted)
+    return PromptVersionResponse.from_row(row)
+
+
+def _version_id(query: uuid.UUID | None, body: ActivateRequest | None) -> uuid.UUID:
+    if query is not None and body is not None and body.version_id != query:
+        raise invalid([FieldError(field="version_id", message="differs between the query and the body")])
+    chosen = query if query is not None else body.version_id if body is not None else None
+    if chosen is None:
+        raise invalid(
+            [FieldError(field="version_id", message="is required (as a query parameter or in the body)")]
+        )
+    return chosen

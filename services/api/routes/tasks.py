@@ -1,0 +1,133 @@
+"""``/api/v1/tasks``: create, list, read, change and delete tasks.
+
+A new task's id is derived from its name (and how many tasks of that name were
+deleted), so two racing creates append the same id to the same partition and the
+projector keeps the first: the loser gets 409 like any other duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from cryptography.fernet import Fernet
+from fastapi import APIRouter, Query, Response
+
+from services.api import domain, views
+from services.api.deps import FernetDep, ReadModel, RequestId, WriterDep
+from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from services.api.problems import ProblemError, conflict, invalid, not_found
+from services.api.queries import tasks
+from services.api.schemas.common import problem_responses
+from services.api.schemas.tasks import NOT_NULLABLE, TaskCreate, TaskPage, TaskResponse, TaskUpdate
+from services.api.validation import FieldError
+from shared.events.tasks import TaskCreated, TaskDeleted, TaskUpdated
+from shared.secrets import encrypt_token
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Tasks per page.")]
+
+
+def _duplicate(name: str) -> ProblemError:
+    return conflict(f"a task named {name!r} exists already")
+
+
+@router.post("", status_code=201, responses=problem_responses(401, 409, 422, 503, 504))
+async def create_task(
+    body: TaskCreate, db: ReadModel, writer: WriterDep, fernet: FernetDep, rid: RequestId
+) -> TaskResponse:
+    """Create a task. 409 when a task of that name (ignoring case) exists."""
+    token = body.git_token.get_secret_value() if body.git_token else None
+    settings = body.model_dump(exclude={"git_token"})
+    settings.update(
+        evaluator_config=body.evaluator_config or {},
+        git_token_encrypted=encrypt_token(fernet, token) if token else None,
+    )
+    errors = domain.schema_problems(body.input_schema) + domain.missing_for_auto_pr(
+        settings, token is not None
+    )
+    if errors:
+        raise invalid(errors)
+    key = domain.name_key(body.name)
+    async with db.connect() as conn:
+        if await tasks.live_name_exists(conn, key):
+            raise _duplicate(body.name)
+        task_id = domain.task_id_for(key, await tasks.deleted_count(conn, key))
+    outcome = await writer.decide(rid, TaskCreated(task_id=task_id, request_id=rid, **settings))
+    if not outcome.accepted:
+        raise _duplicate(body.name)
+    async with db.connect() as conn:
+        return await views.task_view(conn, task_id)
+
+
+@router.get("", responses=problem_responses(401, 422))
+async def list_tasks(db: ReadModel, limit: Limit = 50, cursor: str | None = None) -> TaskPage:
+    """Tasks, newest first, a page at a time: pass `next_cursor` back as `cursor`."""
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise invalid([FieldError(field="cursor", message=str(exc))]) from exc
+    async with db.connect() as conn:
+        rows = await tasks.page(conn, limit + 1, after)
+        items = await views.task_views(conn, rows[:limit])
+    last = rows[limit - 1] if len(rows) > limit else None
+    return TaskPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
+
+
+@router.get("/{task_id}", responses=problem_responses(401, 404, 422))
+async def get_task(task_id: uuid.UUID, db: ReadModel) -> TaskResponse:
+    async with db.connect() as conn:
+        return await views.task_view(conn, task_id)
+
+
+@router.patch("/{task_id}", responses=problem_responses(401, 404, 422, 503, 504))
+async def update_task(
+    task_id: uuid.UUID, body: TaskUpdate, db: ReadModel, writer: WriterDep, fernet: FernetDep, rid: RequestId
+) -> TaskResponse:
+    """Change some settings; fields left out keep their value, ``null`` clears an optional one."""
+    async with db.connect() as conn:
+        row = await views.existing_task(conn, task_id)
+    changes = _changes(body, row, fernet)
+    if changes:
+        outcome = await writer.decide(rid, TaskUpdated(task_id=task_id, changes=changes))
+        if not outcome.accepted:
+            raise not_found(f"task {task_id} not found")
+    async with db.connect() as conn:
+        return await views.task_view(conn, task_id)
+
+
+@router.delete("/{task_id}", status_code=204, responses=problem_responses(401, 404, 422, 503, 504))
+async def delete_task(task_id: uuid.UUID, db: ReadModel, writer: WriterDep, rid: RequestId) -> Response:
+    """Delete a task. Its history stays in the log; its name can be used again."""
+    async with db.connect() as conn:
+        await views.existing_task(conn, task_id)
+    await writer.write(rid, TaskDeleted(task_id=task_id))
+    return Response(status_code=204)
+
+
+def _changes(body: TaskUpdate, row: Any, fernet: Fernet) -> dict[str, Any]:
+    """The settings that really change (event field names), or a 422 naming what is wrong."""
+    provided = set(body.model_fields_set)
+    errors = [
+        FieldError(field=n, message="must not be null")
+        for n in NOT_NULLABLE
+        if n in provided and getattr(body, n) is None
+    ]
+    if body.name is not None and body.name.strip() != row.name:
+        errors.append(FieldError(field="name", message="cannot be changed; create a new task instead"))
+    current = dict(row.settings)
+    wanted = body.model_dump(mode="json", include=provided - {"name", "git_token"})
+    changes = {name: value for name, value in wanted.items() if current.get(name) != value}
+    token_set = row.git_token_encrypted is not None
+    if "git_token" in provided and (body.git_token is not None or token_set):
+        token = body.git_token.get_secret_value() if body.git_token else None
+        changes["git_token_encrypted"] = encrypt_token(fernet, token) if token else None
+        token_set = token is not None
+    merged = {**current, **changes}
+    if "input_schema" in provided:
+        errors += domain.schema_problems(merged.get("input_schema"))
+    errors += domain.missing_for_auto_pr(merged, token_set)
+    if errors:
+        raise invalid(errors)
+    return changes

@@ -1,0 +1,144 @@
+"""Tasks: what a user configures, and what the API shows (never the Git token itself)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from services.api.schemas.common import UtcDateTime
+from shared.events.tasks import GitProvider, ModuleType, PromptFormat, TaskMode
+
+#: Settings shown as they are stored (the Git token is shown only as ``git_token_set``).
+SHOWN_SETTINGS = (
+    "name",
+    "description",
+    "input_schema",
+    "feedback_threshold",
+    "teacher_model",
+    "judge_model",
+    "module_type",
+    "evaluator_config",
+    "cost_budget",
+    "mode",
+    "git_provider",
+    "git_base_url",
+    "git_repo",
+    "git_base_branch",
+    "prompt_path",
+    "prompt_format",
+    "prompt_locator",
+)
+
+
+class _TaskFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, examples=["Summarize a support ticket in one sentence."])
+    # Named like the event field: ``schema_json`` would shadow a BaseModel method.
+    input_schema: list[str] | dict[str, Any] | None = Field(
+        None,
+        alias="schema_json",
+        description="The task's input fields: a list of names, or an object whose keys (or JSON Schema "
+        "`properties`) name them. Feedback inputs must then match it exactly.",
+        examples=[["ticket"]],
+    )
+    teacher_model: str | None = Field(None, description="LiteLLM model string; default: the server's.")
+    judge_model: str | None = Field(None, description="LiteLLM model string of the LLM judge.")
+    evaluator_config: dict[str, Any] | None = None
+    cost_budget: float | None = Field(None, ge=0, description="USD a job may spend at most.")
+    git_provider: GitProvider | None = None
+    git_base_url: str | None = Field(None, description="Self-hosted GitLab or GitHub Enterprise URL.")
+    git_repo: str | None = Field(None, examples=["myorg/myrepo"])
+    git_base_branch: str | None = Field(None, examples=["main"])
+    git_token: SecretStr | None = Field(
+        None, min_length=1, description="Write-only: stored encrypted, never returned (see `git_token_set`)."
+    )
+    prompt_path: str | None = Field(None, examples=["prompts/summarize.txt"])
+    prompt_locator: str | None = Field(
+        None, description="Where the prompt sits inside a json/yaml/python file."
+    )
+
+
+class TaskCreate(_TaskFields):
+    """A new task. ``auto_pr`` mode needs git_provider, git_repo, git_token and prompt_path."""
+
+    name: str = Field(min_length=1, max_length=255, examples=["summarize-ticket"])
+    feedback_threshold: int = Field(50, ge=1, description="Live feedback that triggers an optimization.")
+    module_type: ModuleType = "predict"
+    mode: TaskMode = "optimize_only"
+    prompt_format: PromptFormat = "text"
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class TaskUpdate(_TaskFields):
+    """Changed settings only; ``null`` clears an optional setting. The name cannot change."""
+
+    name: str | None = Field(None, description="Read-only: only the current name is accepted.")
+    feedback_threshold: int | None = Field(None, ge=1)
+    module_type: ModuleType | None = None
+    mode: TaskMode | None = None
+    prompt_format: PromptFormat | None = None
+
+
+#: Settings that always have a value: ``null`` is refused for them in an update.
+NOT_NULLABLE = ("name", "feedback_threshold", "module_type", "mode", "prompt_format", "evaluator_config")
+
+
+class ThresholdProgress(BaseModel):
+    progress: float = Field(description="Live feedback since the last job's cut-off / feedback_threshold.")
+    feedback_since_last_job: int
+    threshold: int
+
+
+class JobSummary(BaseModel):
+    id: uuid.UUID
+    status: str
+    triggered_by: str
+    pr_url: str | None
+    created_at: UtcDateTime
+    completed_at: UtcDateTime | None
+
+
+class TaskResponse(BaseModel):
+    """A task with its live figures."""
+
+    model_config = ConfigDict(validate_by_name=True)
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    input_schema: list[str] | dict[str, Any] | None = Field(alias="schema_json")
+    feedback_threshold: int
+    teacher_model: str | None
+    judge_model: str | None
+    module_type: ModuleType
+    evaluator_config: dict[str, Any]
+    cost_budget: float | None
+    mode: TaskMode
+    git_provider: GitProvider | None
+    git_base_url: str | None
+    git_repo: str | None
+    git_base_branch: str | None
+    git_token_set: bool
+    prompt_path: str | None
+    prompt_format: PromptFormat
+    prompt_locator: str | None
+    feedback_count: int = Field(description="Live feedback (sources other than seed).")
+    threshold_progress: ThresholdProgress
+    last_optimization: JobSummary | None
+    active_prompt_score: float | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class TaskPage(BaseModel):
+    items: list[TaskResponse]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
