@@ -6,6 +6,8 @@ set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+command -v jq >/dev/null || missing+=(jq)      # the seed's polling script, run by the e2e tests
+command -v curl >/dev/null || missing+=(curl)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
