@@ -24,7 +24,7 @@ def samples() -> list[Envelope]:
     minimal = [find(envelopes(cls), lambda _: True) for cls in EVENT_TYPES.values()]
     task = ev.task_created()
     assert task.task_id is not None
-    return minimal + [task, *ev.feedback(task.task_id, 2), *ev.job_lifecycle(task.task_id, "pr_created")]
+    return [*minimal, task, *ev.feedback(task.task_id, 2), *ev.job_lifecycle(task.task_id, "pr_created")]
 
 
 async def test_every_event_type_round_trips_through_the_broker(kafka_bootstrap: str, topics: Topics) -> None:
@@ -58,7 +58,9 @@ async def test_one_task_s_events_share_one_partition_in_order(kafka_bootstrap: s
 
 async def _consume(bootstrap: str, topic_names: set[str], count: int) -> list[Envelope]:
     consumer = AIOKafkaConsumer(
-        *sorted(topic_names), bootstrap_servers=bootstrap, group_id=f"roundtrip-{uuid.uuid4().hex}",
+        *sorted(topic_names),
+        bootstrap_servers=bootstrap,
+        group_id=f"roundtrip-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
     )
     await consumer.start()

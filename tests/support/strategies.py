@@ -17,7 +17,11 @@ from shared.events.base import Event
 from shared.events.envelope import Envelope
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
@@ -50,7 +54,9 @@ def for_type(tp: Any, bounds: dict[str, Any] | None = None) -> st.SearchStrategy
     if origin is list:
         return st.lists(for_type(args[0]), max_size=3)
     if origin is dict:
-        return st.dictionaries(st.text(max_size=8), json_values if args[1] is Any else for_type(args[1]), max_size=3)
+        return st.dictionaries(
+            st.text(max_size=8), json_values if args[1] is Any else for_type(args[1]), max_size=3
+        )
     if tp is type(None):
         return st.none()
     if tp is uuid.UUID:
@@ -58,9 +64,13 @@ def for_type(tp: Any, bounds: dict[str, Any] | None = None) -> st.SearchStrategy
     if tp is bool:
         return st.booleans()
     if tp is int:
-        return st.integers(min_value=bounds.get("min_value", -(2**40)), max_value=bounds.get("max_value", 2**40))
+        return st.integers(
+            min_value=bounds.get("min_value", -(2**40)), max_value=bounds.get("max_value", 2**40)
+        )
     if tp is float:
-        return st.floats(bounds.get("min_value"), bounds.get("max_value"), allow_nan=False, allow_infinity=False)
+        return st.floats(
+            bounds.get("min_value"), bounds.get("max_value"), allow_nan=False, allow_infinity=False
+        )
     if tp is str:
         if "pattern" in bounds:
             return st.from_regex(bounds["pattern"], fullmatch=True)

@@ -22,7 +22,9 @@ def created(threshold: int = 3) -> TaskState:
 
 
 def live(source: str = "sdk") -> fb.FeedbackRecorded:
-    return fb.FeedbackRecorded(feedback_id=uuid.uuid4(), task_id=TASK, inputs={}, output="o", score=1, source=source)
+    return fb.FeedbackRecorded(
+        feedback_id=uuid.uuid4(), task_id=TASK, inputs={}, output="o", score=1, source=source
+    )
 
 
 def feed(state: TaskState, n: int, start: int = 1) -> tuple[TaskState, list[Event]]:
