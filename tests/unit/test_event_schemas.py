@@ -19,8 +19,11 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
 
 def test_checked_in_schemas_match_the_models() -> None:
     expected = render_all()
-    stale = sorted(name for name, content in expected.items()
-                   if not (DOCS / name).exists() or (DOCS / name).read_text() != content)
+    stale = sorted(
+        name
+        for name, content in expected.items()
+        if not (DOCS / name).exists() or (DOCS / name).read_text() != content
+    )
     assert not stale, f"docs/events is out of date for {stale}: run `make schemas`"
     extra = sorted(p.name for p in DOCS.glob("kaizen.*.json") if p.name not in expected)
     assert not extra, f"docs/events has schemas of no event type: {extra}"
