@@ -7,4 +7,6 @@ the consumer group.
 """
 
 SERVICE_NAME = "optimizer"
-GROUP_ID = "kaizen-optimizer"
+# The consumer group is "<topic prefix>.optimizer" (Topics.group), so deployments sharing
+# a cluster under different prefixes never share a group.
+GROUP = "optimizer"

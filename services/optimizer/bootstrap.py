@@ -10,7 +10,7 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.optimizer import GROUP_ID, SERVICE_NAME
+from services.optimizer import GROUP, SERVICE_NAME
 from services.optimizer.adapters import StateStore
 from services.optimizer.fold import Trigger
 from services.optimizer.runner import JobRunner
@@ -32,9 +32,10 @@ async def run_optimizer(
     *,
     concurrency: int = 2,
     heartbeat_seconds: float = 5.0,
-    group_id: str = GROUP_ID,
+    group_id: str | None = None,
 ) -> None:
     """Fold the task topic, trigger jobs and run them until ``stop`` is set."""
+    group = group_id or topics.group(GROUP)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(f"sqlite+aiosqlite:///{state_path}", connect_args={"timeout": 30})
     store = StateStore(engine)
@@ -50,17 +51,20 @@ async def run_optimizer(
         time_limit=defaults.time_limit_seconds,
     )
 
-    async def revoked(partitions: set[TopicPartition]) -> None:
-        await runner.release({tp.partition for tp in partitions})
+    async def assigned(partitions: set[TopicPartition]) -> None:
+        # aiokafka rebalances eagerly: every rebalance revokes everything, then assigns.
+        # A job keeps running when its partition comes back to us; only the jobs of
+        # partitions now owned by another member are stopped (that member resumes them).
+        await runner.release(runner.partitions() - {tp.partition for tp in partitions})
 
     consumer = EventConsumer(
         bootstrap=bootstrap,
         topics=[topics.tasks],
-        group_id=group_id,
+        group_id=group,
         events=events,
         handler=trigger.apply,
         offsets=store,
-        on_revoked=revoked,
+        on_assigned=assigned,
     )
     background = [
         asyncio.create_task(

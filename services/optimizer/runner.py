@@ -2,8 +2,10 @@
 
 Only the owner of a task's partition runs its jobs. A job found unfinished when a
 partition is (re)assigned — its worker was killed — is resumed as a new attempt, and
-ends FAILED ("worker lost") after ``MAX_ATTEMPTS``. Losing a partition kills its local
-jobs without a verdict: the new owner resumes them, so one job never runs twice at once.
+ends FAILED ("worker lost") after ``MAX_ATTEMPTS``. Losing a partition to another member
+kills its local jobs without a verdict: the new owner resumes them. (The new owner only
+starts them once it has caught up with the partition, after the rebalance in which the
+old owner stopped them.)
 """
 
 from __future__ import annotations
@@ -123,13 +125,17 @@ class JobRunner:
             return
         await events_out.compiled(self.events, job_row, spec, result, progress, settings)
 
+    def partitions(self) -> set[int]:
+        """Partitions whose jobs run here now."""
+        return {job.partition for job in self.local.values()}
+
     def cancel(self, job_ids: set[uuid.UUID]) -> None:
         for job_id in job_ids:
             if job_id in self.local:
                 self.local[job_id].cancel.set()
 
     async def release(self, partitions: set[int]) -> None:
-        """Stop local jobs of revoked partitions; their new owner resumes them."""
+        """Stop local jobs of partitions we no longer own; their new owner resumes them."""
         doomed = [j for j in self.local.values() if j.partition in partitions and j.task is not None]
         for job in doomed:
             assert job.task is not None

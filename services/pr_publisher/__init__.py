@@ -6,4 +6,6 @@ caught up on, opens each requested PR/MR once, then emits ``PrCreated`` or ``PrF
 """
 
 SERVICE_NAME = "pr_publisher"
-GROUP_ID = "kaizen-pr-publisher"
+# The consumer group is "<topic prefix>.pr-publisher" (Topics.group), so deployments sharing
+# a cluster under different prefixes never share a group.
+GROUP = "pr-publisher"

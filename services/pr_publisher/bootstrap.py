@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pr_publisher import GROUP_ID, SERVICE_NAME
+from services.pr_publisher import GROUP, SERVICE_NAME
 from services.pr_publisher.handlers import HANDLERS, Ctx
 from services.pr_publisher.publisher import Publisher
 from services.pr_publisher.state import PublisherState
@@ -46,10 +46,11 @@ async def run_publisher(
     stop: asyncio.Event,
     *,
     heartbeat_seconds: float = 5.0,
-    group_id: str = GROUP_ID,
+    group_id: str | None = None,
     git_timeout: float = 10.0,
 ) -> None:
     """Fold the task topic and open the PRs it asks for until ``stop`` is set."""
+    group = group_id or topics.group(GROUP)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(f"sqlite+aiosqlite:///{state_path}", connect_args={"timeout": 30})
     state = PublisherState(engine)
@@ -59,7 +60,7 @@ async def run_publisher(
     consumer = EventConsumer(
         bootstrap=bootstrap,
         topics=[topics.tasks],
-        group_id=group_id,
+        group_id=group,
         events=events,
         handler=Fold(state).apply,
         offsets=state,

@@ -7,4 +7,6 @@ database.
 """
 
 SERVICE_NAME = "projector"
-GROUP_ID = "kaizen-projector"
+# The consumer group is "<topic prefix>.projector" (Topics.group), so deployments sharing
+# a cluster under different prefixes never share a group.
+GROUP = "projector"

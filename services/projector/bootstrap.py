@@ -7,7 +7,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.projector import GROUP_ID, SERVICE_NAME
+from services.projector import GROUP, SERVICE_NAME
 from services.projector.adapters import SqlOffsetStore
 from services.projector.projection import Projection
 from shared.events import codec
@@ -27,17 +27,18 @@ async def run_projector(
     stop: asyncio.Event,
     *,
     heartbeat_seconds: float = 5.0,
-    group_id: str = GROUP_ID,
+    group_id: str | None = None,
 ) -> None:
     """Project the log into ``db_url`` until ``stop`` is set."""
+    group = group_id or topics.group(GROUP)
     engine = make_engine(db_url)
     await create_schema(engine)
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
-    projection = Projection(engine, events, group_id)
+    projection = Projection(engine, events, group)
     consumer = EventConsumer(
         bootstrap=bootstrap,
         topics=[*topics.replayable, topics.heartbeats],
-        group_id=group_id,
+        group_id=group,
         events=events,
         handler=projection.apply,
         offsets=SqlOffsetStore(engine),
@@ -89,7 +90,9 @@ async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()
+    # ``consumer.topics()`` returns fresh metadata without caching it, so the consumer would
+    # still know no partitions; tracking the topic makes the client fetch and keep its metadata.
+    await consumer._client.add_topic(topic)
     return consumer.partitions_for_topic(topic) or set()
 
 

@@ -44,6 +44,10 @@ class Topics:
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
+    def group(self, service: str) -> str:
+        """The consumer group of ``service`` in this deployment."""
+        return f"{self.prefix}.{service}"
+
     @property
     def replayable(self) -> tuple[str, str]:
         """The topics the read model is a fold of."""
