@@ -54,7 +54,9 @@ async def _decided(ctx: Ctx, decisions: list[Event]) -> list[Event]:
 
 
 async def on_task_created(ctx: Ctx, e: tk.TaskCreated) -> list[Event]:
-    if not ctx.state.exists:
+    # The first create wins (a racing duplicate carries the same id). ``ctx.state`` has
+    # folded this event already, so only the settings tell whether it is the first.
+    if not ctx.settings:
         ctx.settings = e.model_dump(mode="json", exclude={"task_id", "request_id"})
     return []
 
