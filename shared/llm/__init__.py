@@ -1,0 +1,1 @@
+"""LLM plumbing shared by services: the embedded local model and the price table."""
