@@ -17,7 +17,6 @@ from services.optimizer.spec import (
     Stage,
     Trial,
     Usage,
-    dataset_hash,
 )
 from shared.events import jobs as jb
 from shared.events.base import Event, derive_id
@@ -96,15 +95,14 @@ class ProgressEmitter:
                 self.usage = usage
 
     def _evaluating(self) -> jb.JobEvaluating:
-        usable = [e for e in self.spec.examples if e.score >= self.spec.min_score_for_gold]
-        train, val = split_sizes(len(usable))
+        train, val = split_sizes(len(self.spec.usable_examples()))
         return jb.JobEvaluating(
             **_ids(self.row),
             feedback_count=sum(1 for e in self.spec.examples if e.source != "seed"),
             seed_count=sum(1 for e in self.spec.examples if e.source == "seed"),
             train_size=train,
             val_size=val,
-            dataset_hash=dataset_hash(self.spec.examples),
+            dataset_hash=self.spec.dataset_hash(),
         )
 
 
@@ -161,6 +159,16 @@ def publishes(settings: dict[str, Any]) -> bool:
     return settings.get("mode") == "auto_pr" and all(settings.get(k) for k in needed)
 
 
+def improves(result: JobResult) -> bool:
+    """The exported prompt, scored as the application will use it, beats the current one.
+
+    Only then is a PR worth a reviewer's time; otherwise the version stays a draft.
+    """
+    if result.export_score is None:
+        return False
+    return result.baseline_score is None or result.export_score > result.baseline_score
+
+
 async def compiled(
     events: EventLog,
     row: Any,
@@ -170,7 +178,8 @@ async def compiled(
     settings: dict[str, Any],
 ) -> None:
     version = _version(row, result, spec)
-    publish = publishes(settings)
+    publish = publishes(settings) and improves(result)
+    step = "completed" if publish or not publishes(settings) else "completed_no_improvement"
     examples = [e.model_dump() for e in result.examples]
     steps: list[tuple[Event, tuple[object, ...]]] = [
         (version, ("version",)),
@@ -186,7 +195,7 @@ async def compiled(
         ),
     ]
     if not publish:
-        steps.append((jb.JobSucceeded(**_ids(row), progress_step="completed"), ("succeeded",)))
+        steps.append((jb.JobSucceeded(**_ids(row), progress_step=step), ("succeeded",)))
     await _emit(events, row, *steps)
 
 
