@@ -10,10 +10,14 @@ import signal
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from shared.events.envelope import Envelope
 from shared.events.ops import ServiceHeartbeat
+from shared.events.topics import Topics
+from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import EventLog, LogUnavailable
+from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,30 @@ async def heartbeat_loop(
             log.warning("heartbeat not sent: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+
+
+@dataclass(frozen=True)
+class Process:
+    """What a service process starts from: settings, topics, the broker, its stop signal."""
+
+    settings: Settings
+    topics: Topics
+    bootstrap: str
+    stop: asyncio.Event
+
+
+async def start_process() -> Process:
+    """Validate settings, set up logging, make sure the topics exist, and listen for SIGTERM."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    topics = Topics(settings.topic_prefix)
+    bootstrap = settings.resolved_kafka_bootstrap
+    await ensure_topics(
+        bootstrap, topics, partitions=settings.partitions, replication_factor=settings.replication_factor
+    )
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    return Process(settings, topics, bootstrap, stop)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

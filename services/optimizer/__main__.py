@@ -6,10 +6,8 @@ import asyncio
 
 from services.optimizer.bootstrap import run_optimizer
 from services.optimizer.specs import ModelDefaults
-from shared.events.topics import Topics
-from shared.kafka.admin import ensure_topics
-from shared.service import configure_logging, stop_on_signals
-from shared.settings import Settings, get_settings
+from shared.service import start_process
+from shared.settings import Settings
 
 
 def model_defaults(settings: Settings) -> ModelDefaults:
@@ -23,23 +21,15 @@ def model_defaults(settings: Settings) -> ModelDefaults:
 
 
 async def main() -> None:
-    settings = get_settings()
-    configure_logging(settings.log_level)
-    topics = Topics(settings.topic_prefix)
-    bootstrap = settings.resolved_kafka_bootstrap
-    await ensure_topics(
-        bootstrap, topics, partitions=settings.partitions, replication_factor=settings.replication_factor
-    )
-    stop = asyncio.Event()
-    stop_on_signals(stop)
+    p = await start_process()
     await run_optimizer(
-        bootstrap,
-        topics,
-        settings.home / "optimizer-state.db",
-        model_defaults(settings),
-        stop,
-        concurrency=settings.optimizer_concurrency,
-        heartbeat_seconds=settings.heartbeat_seconds,
+        p.bootstrap,
+        p.topics,
+        p.settings.home / "optimizer-state.db",
+        model_defaults(p.settings),
+        p.stop,
+        concurrency=p.settings.optimizer_concurrency,
+        heartbeat_seconds=p.settings.heartbeat_seconds,
     )
 
 

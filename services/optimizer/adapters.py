@@ -8,26 +8,19 @@ from the start of the log when it is assigned.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-from aiokafka import TopicPartition
 from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.optimizer.domain import TaskState
+from shared.kafka.offsets import TableOffsets, offsets_table
 
 metadata = MetaData()
 
-offsets = Table(
-    "offsets",
-    metadata,
-    Column("topic", String(255), primary_key=True),
-    Column("partition", Integer, primary_key=True, autoincrement=False),
-    Column("next_offset", Integer, nullable=False),
-)
+offsets = offsets_table(metadata)
 task_states = Table(
     "task_states",
     metadata,
@@ -63,27 +56,15 @@ jobs = Table(
 )
 
 
-class StateStore:
+class StateStore(TableOffsets):
     """Reads and writes the fold; every write happens in the caller's transaction."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        super().__init__(engine, offsets)
 
     async def create(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-
-    async def load_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        wanted = set(partitions)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(offsets))).all()
-        return {tp: r.next_offset for r in rows if (tp := TopicPartition(r.topic, r.partition)) in wanted}
-
-    @staticmethod
-    async def save_offset(conn: AsyncConnection, topic: str, partition: int, next_offset: int) -> None:
-        values = {"topic": topic, "partition": partition, "next_offset": next_offset}
-        stmt = sqlite.insert(offsets).values(**values)
-        await conn.execute(stmt.on_conflict_do_update(index_elements=["topic", "partition"], set_=values))
 
     @staticmethod
     async def task(conn: AsyncConnection, task_id: uuid.UUID) -> tuple[TaskState, dict[str, Any]]:

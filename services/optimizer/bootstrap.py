@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 from aiokafka import TopicPartition
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.optimizer import GROUP, SERVICE_NAME
 from services.optimizer.adapters import StateStore
@@ -17,6 +16,7 @@ from services.optimizer.runner import JobRunner
 from services.optimizer.specs import ModelDefaults, build_spec
 from shared.events.topics import Topics
 from shared.kafka.consumer import EventConsumer, caught_up
+from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
 from shared.service import heartbeat_loop, instance_name
 
@@ -36,8 +36,7 @@ async def run_optimizer(
 ) -> None:
     """Fold the task topic, trigger jobs and run them until ``stop`` is set."""
     group = group_id or topics.group(GROUP)
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(f"sqlite+aiosqlite:///{state_path}", connect_args={"timeout": 30})
+    engine = local_state_engine(state_path)
     store = StateStore(engine)
     await store.create()
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)

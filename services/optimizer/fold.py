@@ -55,4 +55,4 @@ class Trigger:
                 # the same events (same ids) on redelivery; consumers dedupe them.
                 await self.events.append_all(emitted)
             last = deliveries[-1]
-            await StateStore.save_offset(conn, last.topic, last.partition, last.offset + 1)
+            await self.store.save(conn, last.topic, last.partition, last.offset + 1)

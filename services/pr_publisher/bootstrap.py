@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.pr_publisher import GROUP, SERVICE_NAME
 from services.pr_publisher.handlers import HANDLERS, Ctx
@@ -16,6 +15,7 @@ from services.pr_publisher.publisher import Publisher
 from services.pr_publisher.state import PublisherState
 from shared.events.topics import Topics
 from shared.kafka.consumer import Delivery, EventConsumer, caught_up
+from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
 from shared.service import heartbeat_loop
 
@@ -35,7 +35,7 @@ class Fold:
                 if handler is not None and d.envelope is not None:
                     await handler(Ctx(conn, d.envelope, d.partition), d.envelope.data)
             last = deliveries[-1]
-            await PublisherState.save_offset(conn, last.topic, last.partition, last.offset + 1)
+            await self.state.save(conn, last.topic, last.partition, last.offset + 1)
 
 
 async def run_publisher(
@@ -51,8 +51,7 @@ async def run_publisher(
 ) -> None:
     """Fold the task topic and open the PRs it asks for until ``stop`` is set."""
     group = group_id or topics.group(GROUP)
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(f"sqlite+aiosqlite:///{state_path}", connect_args={"timeout": 30})
+    engine = local_state_engine(state_path)
     state = PublisherState(engine)
     await state.create()
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)

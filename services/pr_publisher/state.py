@@ -7,23 +7,17 @@ no outcome in the log yet. Stored with the offsets in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import TopicPartition
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.kafka.offsets import TableOffsets, offsets_table
+
 metadata = MetaData()
 
-offsets = Table(
-    "offsets",
-    metadata,
-    Column("topic", String(255), primary_key=True),
-    Column("partition", Integer, primary_key=True, autoincrement=False),
-    Column("next_offset", Integer, nullable=False),
-)
+offsets = offsets_table(metadata)
 tasks = Table(
     "tasks",
     metadata,
@@ -62,24 +56,15 @@ def _upsert(table: Table, values: dict[str, Any], keys: list[str]) -> Any:
     return sqlite.insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=values)
 
 
-class PublisherState:
+class PublisherState(TableOffsets):
+    """Reads and writes the publisher's fold, in the caller's transaction."""
+
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        super().__init__(engine, offsets)
 
     async def create(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-
-    async def load_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        wanted = set(partitions)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(offsets))).all()
-        return {tp: r.next_offset for r in rows if (tp := TopicPartition(r.topic, r.partition)) in wanted}
-
-    @staticmethod
-    async def save_offset(conn: AsyncConnection, topic: str, partition: int, next_offset: int) -> None:
-        values = {"topic": topic, "partition": partition, "next_offset": next_offset}
-        await conn.execute(_upsert(offsets, values, ["topic", "partition"]))
 
     @staticmethod
     async def task_settings(conn: AsyncConnection, task_id: str) -> dict[str, Any]:

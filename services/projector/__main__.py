@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 
 from services.projector.bootstrap import run_projector
-from shared.events.topics import Topics
-from shared.kafka.admin import ensure_topics
-from shared.service import configure_logging, stop_on_signals
-from shared.settings import get_settings
+from shared.service import start_process
 
 
 async def main() -> None:
-    settings = get_settings()
-    configure_logging(settings.log_level)
-    topics = Topics(settings.topic_prefix)
-    bootstrap = settings.resolved_kafka_bootstrap
-    await ensure_topics(
-        bootstrap, topics, partitions=settings.partitions, replication_factor=settings.replication_factor
-    )
-    stop = asyncio.Event()
-    stop_on_signals(stop)
+    p = await start_process()
     await run_projector(
-        bootstrap, topics, settings.resolved_database_url, stop, heartbeat_seconds=settings.heartbeat_seconds
+        p.bootstrap,
+        p.topics,
+        p.settings.resolved_database_url,
+        p.stop,
+        heartbeat_seconds=p.settings.heartbeat_seconds,
     )
 
 

@@ -8,7 +8,6 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.projector import GROUP, SERVICE_NAME
-from services.projector.adapters import SqlOffsetStore
 from services.projector.projection import Projection
 from shared.events import codec
 from shared.events.topics import Topics
@@ -41,7 +40,7 @@ async def run_projector(
         group_id=group,
         events=events,
         handler=projection.apply,
-        offsets=SqlOffsetStore(engine),
+        offsets=projection.offsets,
     )
     beats = asyncio.create_task(heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds))
     try:

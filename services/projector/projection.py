@@ -7,10 +7,11 @@ import logging
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.projector.adapters import save_offset
 from services.projector.handlers import HANDLERS, Ctx
 from shared.kafka.consumer import Delivery, dead_letter
+from shared.kafka.offsets import TableOffsets
 from shared.kafka.producer import EventLog
+from shared.readmodel.tables import projector_offsets
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ class Projection:
 
     def __init__(self, engine: AsyncEngine, events: EventLog | None, group: str) -> None:
         self.engine = engine
+        self.offsets = TableOffsets(engine, projector_offsets)
         self.events = events
         self.group = group
         self.applied = 0
@@ -43,7 +45,7 @@ class Projection:
                         await self._dead_letter(delivery, f"projection failed: {exc!r}")
                 self.applied += 1
             last = deliveries[-1]
-            await save_offset(conn, last.topic, last.partition, last.offset + 1)
+            await self.offsets.save(conn, last.topic, last.partition, last.offset + 1)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         if self.events is None:

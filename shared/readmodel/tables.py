@@ -18,18 +18,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from shared.kafka.offsets import offsets_table
+
 metadata = MetaData()
 
 UUID_LEN = 36
 
 # The next offset to read per (topic, partition): written in the same transaction as rows.
-projector_offsets = Table(
-    "projector_offsets",
-    metadata,
-    Column("topic", String(255), primary_key=True),
-    Column("partition", Integer, primary_key=True, autoincrement=False),
-    Column("next_offset", Integer, nullable=False),
-)
+projector_offsets = offsets_table(metadata, "projector_offsets")
 
 api_keys = Table(
     "api_keys",
