@@ -472,8 +472,10 @@ def _pid_alive(pid: int) -> bool:
 
 def _reap(pid: int) -> int | None:
     """Collect an exited child's status so no zombie stays behind; its exit code if it was ours."""
+    # Called once the process is seen exiting ("Z" or "X"), so a blocking wait returns at
+    # once; WNOHANG could run before the kernel made it a zombie and leave one behind.
     try:
-        reaped, status = os.waitpid(pid, os.WNOHANG)
+        reaped, status = os.waitpid(pid, 0)
     except ChildProcessError:
         return None  # started by another process (init reaps it) or already collected
     return os.waitstatus_to_exitcode(status) if reaped else None
