@@ -8,7 +8,14 @@ import sys
 
 from bench.common import broker
 
-BENCHMARKS = ["bench.append_path", "bench.api_reads", "bench.feedback_path", "bench.replay"]
+BENCHMARKS = [
+    "bench.append_path",
+    "bench.api_reads",
+    "bench.feedback_path",
+    "bench.replay",
+    "bench.job_overhead",
+    "bench.yelp_job",
+]
 
 
 def main() -> None:
