@@ -49,5 +49,7 @@ class Projection:
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         if self.events is None:
-            raise RuntimeError(f"{reason} (no dead-letter topic in this mode)")
+            # A rebuild: the live projector dead-lettered this record already.
+            log.warning("skipping %s[%d]@%d: %s", delivery.topic, delivery.partition, delivery.offset, reason)
+            return
         await dead_letter(self.events, delivery.record, reason, self.group)

@@ -148,3 +148,35 @@ async def test_the_offset_is_stored_with_the_rows(kafka_bootstrap: str, topics: 
     await engine.dispose()
     assert offsets[topics.tasks] == positions[-1].offset + 1
     assert count == 20
+
+
+async def test_rebuilding_a_log_with_a_reused_task_name_always_gives_the_same_model(
+    kafka_bootstrap: str, topics: Topics, tmp_path: object
+) -> None:
+    from services.projector.bootstrap import rebuild
+    from shared.events.base import derive_id
+    from shared.events.tasks import TaskCreated, TaskDeleted
+    from shared.readmodel.compare import differences
+
+    first = TaskCreated(task_id=derive_id("task", "scratch", 0), name="scratch", request_id="r1")
+    again = TaskCreated(task_id=derive_id("task", "scratch", 1), name="scratch", request_id="r2")
+    history = [
+        Envelope.wrap(first, source="api", correlation_id="r1"),
+        Envelope.wrap(TaskDeleted(task_id=first.task_id), source="api"),
+        Envelope.wrap(again, source="api", correlation_id="r2"),
+    ]
+    async with running_system(kafka_bootstrap, topics, _sqlite(topics)) as system:
+        await system.wait_projected(await system.append(*history))
+        live_url = system.db_url
+    live = make_engine(live_url)
+    try:
+        for attempt in range(4):
+            url = f"{live_url}.rebuild-{attempt}"
+            await rebuild(kafka_bootstrap, topics, url)
+            rebuilt = make_engine(url)
+            assert await differences(live, rebuilt) == []
+            await rebuilt.dispose()
+    finally:
+        await live.dispose()
+    assert {r["name"] for r in await _rows(live_url, t.tasks)} == {"scratch"}
+    assert len(await _rows(live_url, t.tasks)) == 2
