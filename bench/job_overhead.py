@@ -21,7 +21,7 @@ waits for a free slot): ``JobRequested`` → ``JobStarted`` from the job's event
 (event ``time``s), ``JobStarted`` → ``JobEvaluating`` (the worker process is up and has
 loaded DSPy), the API's 200 → the first non-PENDING status seen by a client polling
 every ``FAST_POLL_SECONDS``, and the wall time around the run (request → terminal status
-minus the job's ``duration_seconds``).
+minus the job's ``duration_seconds``, which starts inside the worker).
 
     .venv/bin/python -m bench.job_overhead [--train 40] [--trials 6] [--jobs 5]
 """
@@ -64,6 +64,7 @@ SCRIPTED_MODEL = f"openai/{ScriptedLLM.model_name}"
 FAST_POLL_SECONDS = 0.05
 CONFLICT_RETRY_SECONDS = 30.0
 KINDS = ("task", "proposer", "describe", "judge", "plain")
+TASK_NAME = "overhead"  # part of the default instructions: the same in both runs
 
 
 # ----------------------------------------------------------------------------- through the service
@@ -140,7 +141,7 @@ def service_jobs(
 ) -> list[ServiceJob]:
     """``n`` jobs in a row on one task, the scripted LLM as the default models."""
     with ScriptedLLM() as scripted, system(bootstrap, scripted_env(scripted)) as live:
-        task_id = create_task(live, config, name="overhead")
+        task_id = create_task(live, config, name=TASK_NAME)
         post_feedback(live, task_id, train)
         return [one_job(live, task_id, scripted, timeout) for _ in range(n)]
 
@@ -163,7 +164,7 @@ def direct_spec(service: ServiceJob, train: Rows, trials: int) -> Any:
     return JobSpec(
         job_id=uuid.UUID(service.job["id"]),
         task_id=uuid.UUID(service.job["task_id"]),
-        task_name="overhead",
+        task_name=TASK_NAME,
         input_fields=[INPUT_FIELD],
         examples=job_examples(train),
         metric="exact_match",
@@ -226,7 +227,7 @@ def plain_mipro(spec: Any, api_base: str) -> str:
             num_trials=plan.num_trials,
             minibatch=plan.minibatch,
             seed=spec.seed,
-        )  # fmt: skip
+        )
     return data.dataset_hash
 
 
@@ -241,6 +242,7 @@ def direct_calls(spec: Any) -> tuple[Counter[str], str]:
 
 
 def print_calls(service: ServiceJob, direct: Counter[str], same_data: bool) -> None:
+    """(a): the calls of the job and of plain MIPROv2, by kind, as the scripted servers counted them."""
     meta = service.job["job_metadata"]
     val = meta["val_size"]
     print(
@@ -258,6 +260,7 @@ def print_calls(service: ServiceJob, direct: Counter[str], same_data: bool) -> N
 
 
 def print_latency(jobs: list[ServiceJob]) -> None:
+    """(b): start latency from the event history and as a polling client sees it."""
     statuses = dict(Counter(j.job["status"] for j in jobs))
     seen = dict(Counter(j.first_status for j in jobs))
     rows = {
