@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# The shared Git-host contract suite holds assertions; several test modules import it,
+# so its assertion rewriting is registered here, before any of them is collected.
+pytest.register_assert_rewrite("tests.fakes.git_host_contract")
 
-from shared.events.topics import Topics
-from shared.kafka.admin import ensure_topics
+from shared.events.topics import Topics  # noqa: E402
+from shared.kafka.admin import ensure_topics  # noqa: E402
 
 
 @pytest.fixture(scope="session")

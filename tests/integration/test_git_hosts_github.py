@@ -6,10 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.register_assert_rewrite("tests.fakes.git_host_contract")
-
-from tests.fakes.git_host_contract import BRANCH, NEW_PROMPT, REPO, GitHostContract, seed  # noqa: E402
-from tests.fakes.github import FakeGitHub  # noqa: E402
+from tests.fakes.git_host_contract import BRANCH, NEW_PROMPT, REPO, GitHostContract, seed
+from tests.fakes.github import FakeGitHub
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

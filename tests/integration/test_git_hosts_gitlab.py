@@ -7,10 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.register_assert_rewrite("tests.fakes.git_host_contract")
-
-from tests.fakes.git_host_contract import BRANCH, REPO, GitHostContract, seed  # noqa: E402
-from tests.fakes.gitlab import FakeGitLab  # noqa: E402
+from tests.fakes.git_host_contract import BRANCH, REPO, GitHostContract, seed
+from tests.fakes.gitlab import FakeGitLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
