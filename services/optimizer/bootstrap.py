@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiokafka import TopicPartition
@@ -15,7 +15,7 @@ from services.optimizer.fold import Trigger
 from services.optimizer.runner import JobRunner
 from services.optimizer.specs import ModelDefaults, build_spec
 from shared.events.topics import Topics
-from shared.kafka.consumer import EventConsumer, caught_up
+from shared.kafka.consumer import EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
 from shared.service import heartbeat_loop, instance_name
@@ -69,7 +69,7 @@ async def run_optimizer(
         asyncio.create_task(
             heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds, lambda: runner.active)
         ),
-        asyncio.create_task(_reconcile_loop(consumer, trigger, runner, stop)),
+        asyncio.create_task(act_when_caught_up(consumer, stop, _reconciler(trigger, runner), 0.5)),
     ]
     try:
         await consumer.run(stop)
@@ -82,19 +82,16 @@ async def run_optimizer(
         await engine.dispose()
 
 
-async def _reconcile_loop(
-    consumer: EventConsumer, trigger: Trigger, runner: JobRunner, stop: asyncio.Event
-) -> None:
-    """Once a partition is caught up with the log, run (or recover) its unfinished jobs.
+def _reconciler(trigger: Trigger, runner: JobRunner) -> Callable[[set[int]], Awaitable[None]]:
+    """Run (or recover) the unfinished jobs of caught-up partitions, and pass on cancellations.
 
     Waiting for catch-up matters: while replaying history, a job looks unfinished until
     its final event is read.
     """
-    while not stop.is_set():
+
+    async def reconcile(partitions: set[int]) -> None:
         runner.cancel(trigger.cancelled)
         trigger.cancelled.clear()
-        partitions = await caught_up(consumer)
-        if partitions:
-            await runner.reconcile(partitions)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
+        await runner.reconcile(partitions)
+
+    return reconcile

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from services.pr_publisher.handlers import HANDLERS, Ctx
 from services.pr_publisher.publisher import Publisher
 from services.pr_publisher.state import PublisherState
 from shared.events.topics import Topics
-from shared.kafka.consumer import Delivery, EventConsumer, caught_up
+from shared.kafka.consumer import Delivery, EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
 from shared.service import heartbeat_loop
@@ -66,7 +65,7 @@ async def run_publisher(
     )
     background = [
         asyncio.create_task(heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds)),
-        asyncio.create_task(_publish_loop(consumer, publisher, stop)),
+        asyncio.create_task(act_when_caught_up(consumer, stop, publisher.reconcile, 0.3)),
     ]
     try:
         await consumer.run(stop)
@@ -76,12 +75,3 @@ async def run_publisher(
         await asyncio.gather(*background, return_exceptions=True)
         await events.stop()
         await engine.dispose()
-
-
-async def _publish_loop(consumer: EventConsumer, publisher: Publisher, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        partitions = await caught_up(consumer)
-        if partitions:
-            await publisher.reconcile(partitions)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.3)

@@ -16,6 +16,7 @@ without an envelope, so a stored-offset handler can record that it passed them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -170,6 +171,18 @@ async def caught_up(consumer: EventConsumer) -> set[int]:
         if highwater is not None and await consumer.consumer.position(tp) >= highwater:
             done.add(tp.partition)
     return done
+
+
+async def act_when_caught_up(
+    consumer: EventConsumer, stop: asyncio.Event, act: Callable[[set[int]], Awaitable[None]], interval: float
+) -> None:
+    """Until ``stop``, every ``interval`` seconds hand ``act`` the partitions that are caught up."""
+    while not stop.is_set():
+        partitions = await caught_up(consumer)
+        if partitions:
+            await act(partitions)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 async def dead_letter(
