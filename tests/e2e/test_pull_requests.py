@@ -11,9 +11,7 @@ import pytest
 from services.pr_publisher.prompt_files import read_prompt
 from tests.e2e.test_optimization_jobs import create_task, only_job, post_tickets, scripted_env, wait_terminal
 from tests.fakes._server import FakeGitHost
-from tests.fakes.git_host_contract import PROMPT_FILES, REPO, TOKEN, seed
-from tests.fakes.github import FakeGitHub
-from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.git_host_contract import PROMPT_FILES, REPO, TOKEN, started_host
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.support.live import live_system
 
@@ -26,14 +24,8 @@ pytestmark = [
 
 @pytest.fixture(params=["github", "gitlab"])
 def host(request: pytest.FixtureRequest) -> Iterator[FakeGitHost]:
-    fake: FakeGitHost = FakeGitHub() if request.param == "github" else FakeGitLab()
-    fake.start()
-    seed(fake)
-    fake.provider = request.param  # type: ignore[attr-defined]
-    try:
+    with started_host(request.param) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def git_settings(host: FakeGitHost, fmt: str = "yaml") -> dict[str, object]:

@@ -7,6 +7,7 @@ exactly the same scenarios (STYLE.md: one contract suite per port).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -68,6 +69,22 @@ def seed(host: FakeGitHost) -> FakeGitHost:
     host.add_token(READ_ONLY_TOKEN, "read")
     host.add_repo(REPO, REPO_FILES)
     return host
+
+
+@contextlib.contextmanager
+def started_host(provider: str) -> Iterator[FakeGitHost]:
+    """A started, seeded fake of ``provider`` (``github`` | ``gitlab``); ``.provider`` names it."""
+    from tests.fakes.github import FakeGitHub
+    from tests.fakes.gitlab import FakeGitLab
+
+    fake: FakeGitHost = FakeGitHub() if provider == "github" else FakeGitLab()
+    fake.start()
+    seed(fake)
+    fake.provider = provider  # type: ignore[attr-defined]
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 def pull_url(pull: dict[str, Any]) -> str:

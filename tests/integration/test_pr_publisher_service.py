@@ -17,9 +17,7 @@ from shared.events.prs import PrRetryRequested
 from shared.events.topics import Topics
 from shared.readmodel import tables as t
 from tests.fakes._server import FakeGitHost
-from tests.fakes.git_host_contract import PROMPT_FILES, REPO, TOKEN, seed
-from tests.fakes.github import FakeGitHub
-from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.git_host_contract import PROMPT_FILES, REPO, TOKEN, started_host
 from tests.support import events as ev
 from tests.support.readmodel import rows, wait_for_job
 from tests.support.system import TEST_SECRET_KEY, running_system
@@ -30,14 +28,8 @@ TASK_NAME = "summarize-ticket"
 
 @pytest.fixture(params=["github", "gitlab"])
 def host(request: pytest.FixtureRequest) -> Iterator[FakeGitHost]:
-    fake: FakeGitHost = FakeGitHub() if request.param == "github" else FakeGitLab()
-    fake.start()
-    seed(fake)
-    fake.provider = request.param  # type: ignore[attr-defined]
-    try:
+    with started_host(request.param) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def auto_pr_task(host: FakeGitHost, fmt: str) -> Envelope:
