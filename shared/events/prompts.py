@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from shared.events.base import Event
 
 
+PromptSource = Literal["job", "user", "repository"]
+
+
 class PromptVersionCreated(Event):
-    """A job produced a prompt version (a draft). ``prompt_text`` is exactly the file content."""
+    """A prompt version (a draft) was stored. ``prompt_text`` is exactly the file content.
+
+    ``source`` says where it came from: a job's export, a user's registration
+    (``POST /api/v1/prompts/{task_id}``), or the file imported from the task's repository.
+    """
 
     TYPE = "kaizen.prompt.version_created.v1"
     prompt_version_id: uuid.UUID
@@ -25,6 +32,8 @@ class PromptVersionCreated(Event):
     optimized_score: float | None = None
     optimizer: str = "MIPROv2"
     dspy_version: str | None = None
+    source: PromptSource = "job"
+    test_score: float | None = Field(None, description="The export's score on the held-out test split.")
 
 
 class PromptActivated(Event):

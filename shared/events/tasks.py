@@ -13,6 +13,8 @@ ModuleType = Literal["predict", "chain_of_thought"]
 TaskMode = Literal["optimize_only", "auto_pr"]
 GitProvider = Literal["github", "gitlab"]
 PromptFormat = Literal["text", "json", "yaml", "python"]
+PromptContract = Literal["system", "template", "messages"]
+OptimizerName = Literal["mipro", "gepa"]
 
 
 def input_field_names(schema: list[str] | dict[str, Any] | None) -> list[str] | None:
@@ -52,6 +54,15 @@ class TaskSettings(BaseModel):
     prompt_path: str | None = None
     prompt_format: PromptFormat = "text"
     prompt_locator: str | None = None
+    prompt_contract: PromptContract = Field(
+        "system",
+        description=(
+            "How the application sends the prompt file to the model: `system` (the file is the system "
+            "message, the inputs the user message), `template` (a user-message template with `{field}` "
+            "placeholders) or `messages` (a JSON/YAML list of chat messages with placeholders)."
+        ),
+    )
+    optimizer: OptimizerName = Field("mipro", description="The DSPy optimizer a job runs: MIPROv2 or GEPA.")
 
 
 class TaskCreated(TaskSettings, Event):
