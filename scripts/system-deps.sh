@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the system tools Kaizen needs (Java ≥ 17 and Maven for the local Kafka broker,
-# PostgreSQL's server binaries for the read-model tests) and installs the missing ones
+# PostgreSQL's server binaries for the read-model tests, wrk for the benchmarks) and installs the missing ones
 # from Debian's packages when running as root.
 set -euo pipefail
 missing=()
@@ -8,6 +8,7 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v jq >/dev/null || missing+=(jq)      # the seed's polling script, run by the e2e tests
 command -v curl >/dev/null || missing+=(curl)
+command -v wrk >/dev/null || missing+=(wrk)    # the load generator of bench/api_ratio.py (make bench)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi

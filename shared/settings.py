@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.git_policy import DEFAULT_GIT_HOSTS, Origin, parse_allowlist
+
 
 class Settings(BaseSettings):
     """Configuration read from ``KAIZEN_*`` environment variables."""
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, le=10, description="Replication factor of created topics.")
     api_host: str = Field("127.0.0.1", description="API bind address.")
     api_port: int = Field(8000, ge=1, le=65535, description="API port.")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest JSON request body the API reads; larger ones get 413."
+    )
     database_url: str | None = Field(
         None, description="Read model (SQLAlchemy async URL). Unset: SQLite at <home>/kaizen.db."
     )
@@ -63,6 +68,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every service."
     )
+    git_hosts: str = Field(
+        DEFAULT_GIT_HOSTS,
+        description="Git API origins that may receive a task's token: scheme://host[:port], "
+        "comma-separated. https only, unless an origin is listed with http://. Empty: none.",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -74,6 +84,16 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
         return value
+
+    @field_validator("git_hosts")
+    @classmethod
+    def _git_hosts_are_origins(cls, value: str) -> str:
+        # Stored in canonical form; parse_allowlist's message names the bad entry.
+        return ",".join(map(str, parse_allowlist(value)))
+
+    @property
+    def git_host_allowlist(self) -> tuple[Origin, ...]:
+        return parse_allowlist(self.git_hosts)
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,10 +10,12 @@ per tick rather than one per request.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +27,9 @@ from shared.events.base import Event
 from shared.events.envelope import Envelope
 from shared.kafka.producer import EventLog, Position
 from shared.readmodel.tables import projector_offsets, request_outcomes
+
+if TYPE_CHECKING:
+    from services.api.keyfeed import KeyFeed
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.005
@@ -59,24 +64,43 @@ class Outcome:
 
 
 class ProjectionWatcher:
-    """Resolves waiters as the projector's offsets and request outcomes appear."""
+    """Resolves waiters as the projector's offsets and request outcomes appear.
+
+    Waiters are futures in one heap per partition, ordered by offset, so a tick wakes
+    exactly the writes the projector passed. The poller holds one autocommit connection
+    while anyone waits (no pool checkout, no transaction per tick, and each SELECT sees
+    the latest commit), and stops when nobody does.
+    """
 
     def __init__(self, engine: AsyncEngine, interval: float = POLL_SECONDS) -> None:
         self._engine = engine
         self._interval = interval
-        self._offsets: set[tuple[Position, asyncio.Future[None]]] = set()
+        self._offsets: dict[tuple[str, int], list[tuple[int, int, asyncio.Future[None]]]] = {}
+        self._waiting = 0  # live offset waiters (timed-out ones stay in the heaps until passed)
+        self._order = itertools.count()  # ties in a heap never compare futures
+        self._applied: dict[tuple[str, int], int] = {}  # the projector's next offsets, as last read
         self._outcomes: dict[str, asyncio.Future[Outcome]] = {}
         self._poller: asyncio.Task[None] | None = None
 
     async def applied(self, positions: list[Position], timeout: float) -> None:  # noqa: ASYNC109
         """Return once every position is applied; raise :class:`NotYetVisible` after ``timeout``."""
-        loop = asyncio.get_running_loop()
-        waiters = {(p, loop.create_future()) for p in positions}
-        self._offsets |= waiters
+        waiters = [self._waiter(p) for p in positions if not self._passed(p)]
+        if not waiters:
+            return
+        self._waiting += len(waiters)
         try:
-            await self._wait(asyncio.gather(*(f for _, f in waiters)), timeout)
+            await self._wait(asyncio.gather(*waiters), timeout)
         finally:
-            self._offsets -= waiters
+            self._waiting -= len(waiters)
+
+    def _passed(self, position: Position) -> bool:
+        return self._applied.get((position.topic, position.partition), 0) > position.offset
+
+    def _waiter(self, position: Position) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heap = self._offsets.setdefault((position.topic, position.partition), [])
+        heapq.heappush(heap, (position.offset, next(self._order), future))
+        return future
 
     async def outcome(self, request_id: str, timeout: float) -> Outcome:  # noqa: ASYNC109
         """The decision on ``request_id``; raise :class:`NotYetVisible` after ``timeout``."""
@@ -94,26 +118,38 @@ class ProjectionWatcher:
         except TimeoutError as exc:
             raise NotYetVisible("the projector did not apply the write in time") from exc
 
+    def _anyone_waiting(self) -> bool:
+        return self._waiting > 0 or bool(self._outcomes)
+
     async def _poll(self) -> None:
-        while self._offsets or self._outcomes:
+        while self._anyone_waiting():
             try:
-                await self._tick()
+                async with self._engine.connect() as conn:
+                    live = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    while self._anyone_waiting():
+                        await self._tick(live)
+                        await asyncio.sleep(self._interval)
             except (SQLAlchemyError, OSError):
                 # The read model may be briefly unavailable; waiters time out if it stays so.
                 log.warning("polling the read model failed", exc_info=True)
-            await asyncio.sleep(self._interval)
+                await asyncio.sleep(self._interval)
+        self._offsets.clear()
 
-    async def _tick(self) -> None:
-        async with self._engine.connect() as conn:
-            if self._offsets:
-                rows = (await conn.execute(select(projector_offsets))).all()
-                done = {(r.topic, r.partition): r.next_offset for r in rows}
-                for position, future in list(self._offsets):
-                    applied = done.get((position.topic, position.partition), 0) > position.offset
-                    if applied and not future.done():
-                        future.set_result(None)
-            if self._outcomes:
-                await self._resolve_outcomes(conn)
+    async def _tick(self, conn: AsyncConnection) -> None:
+        if self._waiting:
+            rows = (await conn.execute(select(projector_offsets))).all()
+            self._applied = {(r.topic, r.partition): r.next_offset for r in rows}
+            for partition, heap in self._offsets.items():
+                self._wake(heap, self._applied.get(partition, 0))
+        if self._outcomes:
+            await self._resolve_outcomes(conn)
+
+    @staticmethod
+    def _wake(heap: list[tuple[int, int, asyncio.Future[None]]], next_offset: int) -> None:
+        while heap and (heap[0][0] < next_offset or heap[0][2].done()):
+            _, _, future = heapq.heappop(heap)
+            if not future.done():
+                future.set_result(None)
 
     async def _resolve_outcomes(self, conn: AsyncConnection) -> None:
         query = select(request_outcomes).where(request_outcomes.c.request_id.in_(list(self._outcomes)))
@@ -129,12 +165,20 @@ class ProjectionWatcher:
 
 
 class Writer:
-    """Appends a request's events (correlated by its request id) and waits for the projector."""
+    """Appends a request's events (correlated by its request id) and waits until they are visible.
 
-    def __init__(self, events: EventLog, watcher: ProjectionWatcher, timeout: float) -> None:
+    Visible means: the projector applied them, and, for key events, this process's key
+    feed folded them too, so the key a request created or revoked is honoured or refused
+    here as soon as the request returns.
+    """
+
+    def __init__(
+        self, events: EventLog, watcher: ProjectionWatcher, timeout: float, keys: KeyFeed | None = None
+    ) -> None:
         self.events = events
         self.watcher = watcher
         self.timeout = timeout
+        self.keys = keys
 
     async def append(self, request_id: str, events: list[Event]) -> list[Position]:
         """Append and wait for Kafka's acknowledgement; raises ``LogUnavailable``."""
@@ -148,10 +192,19 @@ class Writer:
     async def write(self, request_id: str, *events: Event) -> list[Position]:
         """A plain write: append, then wait until the read model shows it."""
         positions = await self.append(request_id, list(events))
+        deadline = asyncio.get_running_loop().time() + self.timeout
         await self.watcher.applied(positions, self.timeout)
+        await self._keys_folded(positions, deadline)
         return positions
 
     async def decide(self, request_id: str, event: Event, timeout: float | None = None) -> Outcome:  # noqa: ASYNC109
         """A decided write: append, then wait for the consumers' decision on the request."""
-        await self.append(request_id, [event])
-        return await self.watcher.outcome(request_id, timeout or self.timeout)
+        positions = await self.append(request_id, [event])
+        deadline = asyncio.get_running_loop().time() + (timeout or self.timeout)
+        outcome = await self.watcher.outcome(request_id, timeout or self.timeout)
+        await self._keys_folded(positions, deadline)
+        return outcome
+
+    async def _keys_folded(self, positions: list[Position], deadline: float) -> None:
+        if self.keys is not None:
+            await self.keys.reached(positions, max(0.0, deadline - asyncio.get_running_loop().time()))

@@ -3,12 +3,15 @@
 Routes never hold a database connection while they wait for the projector: they open
 short connections from ``ReadModel`` (``async with db.connect() as conn``) around each
 read, so a burst of waiting writes cannot drain the pool.
+
+Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in a worker
+thread, a thread hop per dependency per request, which cost more than the dependency.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from cryptography.fernet import Fernet
 from fastapi import Depends, Request, Security
@@ -17,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api import errors
 from services.api.adapters import ProjectionWatcher, Writer
+from services.api.keyfeed import KeyFeed
+from services.api.keyring import KeyRecord
 from services.api.probe import LogProbe
 from services.api.problems import ProblemError
 from services.api.queries import keys
@@ -38,9 +43,10 @@ class ApiContext:
     writer: Writer
     probe: LogProbe
     fernet: Fernet
+    keys: KeyFeed
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
     context: ApiContext = request.app.state.kaizen
     return context
 
@@ -48,24 +54,28 @@ def get_context(request: Request) -> ApiContext:
 ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     return context.settings
 
 
-def get_engine(context: ContextDep) -> AsyncEngine:
+async def get_engine(context: ContextDep) -> AsyncEngine:
     return context.engine
 
 
-def get_writer(context: ContextDep) -> Writer:
+async def get_writer(context: ContextDep) -> Writer:
     return context.writer
 
 
-def get_fernet(context: ContextDep) -> Fernet:
+async def get_fernet(context: ContextDep) -> Fernet:
     return context.fernet
 
 
-def get_probe(context: ContextDep) -> LogProbe:
+async def get_probe(context: ContextDep) -> LogProbe:
     return context.probe
+
+
+async def get_request_id(request: Request) -> str:
+    return errors.request_id(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -74,7 +84,7 @@ WriterDep = Annotated[Writer, Depends(get_writer)]
 FernetDep = Annotated[Fernet, Depends(get_fernet)]
 ProbeDep = Annotated[LogProbe, Depends(get_probe)]
 #: A fresh id per request: the ``correlation_id`` of every event the request appends.
-RequestId = Annotated[str, Depends(errors.request_id)]
+RequestId = Annotated[str, Depends(get_request_id)]
 
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key, `kaizen_` followed by 32 hex digits."
@@ -87,18 +97,34 @@ def _unauthorized(title: str, detail: str) -> ProblemError:
     )
 
 
-async def current_key(db: ReadModel, presented: Annotated[str | None, Security(api_key_header)]) -> Any:
-    """The active key presented in ``X-API-Key`` (read on every request: revocation is immediate)."""
+async def current_key(
+    context: ContextDep, presented: Annotated[str | None, Security(api_key_header)]
+) -> KeyRecord:
+    """The active key presented in ``X-API-Key``, checked on every request."""
     if not presented:
         raise _unauthorized("Missing API key", "send an API key in the X-API-Key header")
-    digest = hash_key(presented)
-    row = None
-    if is_well_formed(presented):
-        async with db.connect() as conn:
-            row = await keys.active_by_hash(conn, digest)
-    if row is None or not hashes_match(row.key_hash, digest):
+    record = await _active_key(context, hash_key(presented)) if is_well_formed(presented) else None
+    if record is None:
         raise _unauthorized("Invalid or revoked API key", "the X-API-Key is not an active API key")
-    return row
+    return record
 
 
-CurrentKey = Annotated[Any, Depends(current_key)]
+async def _active_key(context: ContextDep, digest: str) -> KeyRecord | None:
+    """From the in-memory key ring when it follows the log, else from the read model.
+
+    A hash the ring does not know is looked up in the read model too: a key created
+    through another API process is there once that request returned, perhaps a moment
+    before this process's feed reads it. A revoked key is known to the ring, so it is
+    refused without a query.
+    """
+    feed = context.keys
+    if feed.serving and (known := feed.ring.known(digest)) is not None:
+        return known if known.status == "active" else None
+    async with context.engine.connect() as conn:
+        row = await keys.active_by_hash(conn, digest)
+    if row is None or not hashes_match(row.key_hash, digest):
+        return None
+    return KeyRecord.from_row(row)
+
+
+CurrentKey = Annotated[KeyRecord, Depends(current_key)]

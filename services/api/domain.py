@@ -14,12 +14,15 @@ from typing import Any
 from services.api.validation import FieldError
 from shared.events.base import derive_id
 from shared.events.tasks import input_field_names
+from shared.git_policy import Origin, refusal, target_url
 
 ACTIVE_STATUSES = ("PENDING", "RUNNING", "EVALUATING", "COMPILING")
 TERMINAL_STATUSES = ("SUCCESS", "FAILED", "PR_FAILED")
 SEED_LIMIT = 5000
 #: Settings an ``auto_pr`` task cannot work without (``git_token`` is stored encrypted).
 AUTO_PR_REQUIRES = ("git_provider", "git_repo", "git_token", "prompt_path")
+#: Settings naming where the Git token goes: changing one forgets the token (unless a new one comes).
+GIT_TARGET = ("git_provider", "git_base_url", "git_repo")
 
 
 def name_key(name: str) -> str:
@@ -47,6 +50,40 @@ def missing_for_auto_pr(settings: Mapping[str, Any], token_set: bool) -> list[Fi
         for name in AUTO_PR_REQUIRES
         if not present[name]
     ]
+
+
+def git_target_problems(settings: Mapping[str, Any], allowed: tuple[Origin, ...]) -> list[FieldError]:
+    """Why the task's Git token could not go where its settings point (DESIGN §4.8)."""
+    base_url = settings.get("git_base_url")
+    target = target_url(settings.get("git_provider"), base_url)
+    if target is None:
+        return []
+    reason = refusal(target, allowed)
+    if reason is None:
+        return []
+    if not base_url:
+        provider = settings.get("git_provider")
+        reason = f"is unset, so {provider}'s default {target} would be used, but {reason}"
+    return [FieldError(field="git_base_url", message=reason)]
+
+
+def token_clearing(changes: Mapping[str, Any], token_sent: bool, token_set: bool) -> dict[str, Any]:
+    """The change that forgets the stored Git token when its target moves without a new token.
+
+    A token was given for one repository on one host; keeping it when either changes is what
+    let any key send it to a host of its choosing.
+    """
+    if token_sent or not token_set or not any(name in changes for name in GIT_TARGET):
+        return {}
+    return {"git_token_encrypted": None}
+
+
+#: What an ``auto_pr`` task is told when a change of Git target forgot its token.
+TOKEN_RESEND = FieldError(
+    field="git_token",
+    message="must be sent again in this request: changing git_provider, git_base_url or git_repo "
+    "forgets the stored token, and mode auto_pr needs one",
+)
 
 
 def input_mismatch(

@@ -15,9 +15,10 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api import SERVICE_NAME, errors, openapi
+from services.api import SERVICE_NAME, errors, limits, openapi
 from services.api.adapters import ProjectionWatcher, Writer
 from services.api.deps import ApiContext
+from services.api.keyfeed import KeyFeed
 from services.api.probe import LogProbe
 from services.api.routes import api_router, health
 from shared.events.topics import Topics
@@ -27,6 +28,10 @@ from shared.secrets import load_fernet
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+#: Read-model connections kept open, for the requests one process serves at once: with
+#: fewer, every request above them opened and closed a connection of its own (for SQLite
+#: a new thread too). As many again are opened for a burst.
+POOL_SIZE = 16
 
 DESCRIPTION = """Kaizen turns scored feedback on LLM outputs into better prompts, delivered as pull requests.
 
@@ -49,34 +54,40 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(db_url or settings.resolved_database_url)
+        # The process's one engine and pool; sized so concurrent requests reuse connections.
+        engine = make_engine(db_url or settings.resolved_database_url, pool_size=POOL_SIZE)
         await _create_schema(engine)
         names = topics or Topics(settings.topic_prefix)
         servers = bootstrap or settings.resolved_kafka_bootstrap
         events = EventLog(servers, names, client_id=SERVICE_NAME, timeout=settings.write_timeout_seconds)
         watcher = ProjectionWatcher(engine)
         probe = LogProbe(servers, names)
+        key_feed = KeyFeed(servers, names.keys)
         app.state.kaizen = ApiContext(
             settings,
             names,
             engine,
             events,
             watcher,
-            Writer(events, watcher, settings.write_timeout_seconds),
+            Writer(events, watcher, settings.write_timeout_seconds, key_feed),
             probe,
             fernet,
+            key_feed,
         )
         warm_up = asyncio.create_task(_connect(events), name="api-connect-kafka")
+        key_feed.start()
         try:
             yield
         finally:
             await asyncio.gather(warm_up, return_exceptions=True)
+            await key_feed.close()
             await watcher.close()
             await probe.close()
             await events.stop()
             await engine.dispose()
 
     app = FastAPI(title="Kaizen API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    limits.install(app, limits.BodyLimits(json=settings.max_body_bytes))
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from services.api import limits
 from services.api.problems import PROBLEM_JSON
 from services.api.schemas.common import PROBLEM_DESCRIPTIONS, Problem, ValidationProblem
 
@@ -41,6 +42,7 @@ def _build(app: FastAPI) -> dict[str, Any]:
         schemas[model.__name__] = schema
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    limits.document(app, document)
     for path in document.get("paths", {}).values():
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.api.domain import input_mismatch
+from services.api.storable import unstorable
 from services.api.validation import describe, summary
 from shared.events.feedback import Seed
 
@@ -90,6 +91,9 @@ def _parse_line(line: str, schema: list[str] | dict[str, Any] | None) -> Seed | 
         item = _SeedLine.model_validate(raw)
     except ValidationError as exc:
         return summary(describe(exc.errors()))
+    unstorable_text = unstorable(raw)
+    if unstorable_text:
+        return summary(describe(unstorable_text))
     mismatch = input_mismatch(schema, item.inputs)
     if mismatch:
         return summary(mismatch)

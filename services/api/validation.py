@@ -77,6 +77,9 @@ _RULES: dict[str, Rule] = {
     "datetime_parsing": lambda c: "must be an ISO 8601 date-time",
     "datetime_type": lambda c: "must be an ISO 8601 date-time",
     "url_parsing": lambda c: "must be a URL",
+    # storable.py: what PostgreSQL text cannot hold.
+    "unstorable_text": lambda c: "must not contain a NUL character or an unpaired surrogate",
+    "unstorable_key": lambda c: "must not have a key with a NUL character or an unpaired surrogate",
 }
 
 

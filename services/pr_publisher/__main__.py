@@ -18,6 +18,7 @@ async def main() -> None:
         load_fernet(p.settings),
         p.stop,
         heartbeat_seconds=p.settings.heartbeat_seconds,
+        git_hosts=p.settings.git_host_allowlist,
     )
 
 

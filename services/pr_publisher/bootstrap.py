@@ -9,10 +9,12 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from services.pr_publisher import GROUP, SERVICE_NAME
+from services.pr_publisher.git_hosts import DEFAULT_ALLOWLIST
 from services.pr_publisher.handlers import HANDLERS, Ctx
 from services.pr_publisher.publisher import Publisher
 from services.pr_publisher.state import PublisherState
 from shared.events.topics import Topics
+from shared.git_policy import Origin
 from shared.kafka.consumer import Delivery, EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
@@ -47,6 +49,7 @@ async def run_publisher(
     heartbeat_seconds: float = 5.0,
     group_id: str | None = None,
     git_timeout: float = 10.0,
+    git_hosts: tuple[Origin, ...] = DEFAULT_ALLOWLIST,
 ) -> None:
     """Fold the task topic and open the PRs it asks for until ``stop`` is set."""
     group = group_id or topics.group(GROUP)
@@ -54,7 +57,7 @@ async def run_publisher(
     state = PublisherState(engine)
     await state.create()
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
-    publisher = Publisher(state, events, fernet, timeout=git_timeout)
+    publisher = Publisher(state, events, fernet, timeout=git_timeout, git_hosts=git_hosts)
     consumer = EventConsumer(
         bootstrap=bootstrap,
         topics=[topics.tasks],

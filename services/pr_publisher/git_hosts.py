@@ -9,7 +9,11 @@ with or without our commit — and creates only what is missing. That makes it s
 retry a whole attempt, which is how transient failures (network errors, 5xx, rate limits)
 are handled: bounded retries with exponential backoff, honouring Retry-After. Failures
 end as :class:`PrError` with a reason a person can act on; the token never appears in a
-reason or a log line.
+reason or a log line, and a host's own words reach users redacted and cut short.
+
+The token goes only to origins in the operator's allowlist (``KAIZEN_GIT_HOSTS``): checked
+before the first request, and for GitLab on every request, because requests keeps
+python-gitlab's ``PRIVATE-TOKEN`` header when it follows a redirect to another host.
 """
 
 from __future__ import annotations
@@ -30,11 +34,22 @@ from gitlab.v4.objects import Project
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from services.pr_publisher.prompt_files import PromptFileError, PromptFormat, read_prompt, replace_prompt
+from shared.git_policy import (
+    DEFAULT_GIT_HOSTS,
+    PROVIDER_URLS,
+    Origin,
+    for_users,
+    parse_allowlist,
+    redact,
+    refusal,
+    target_url,
+)
 
 logger = logging.getLogger(__name__)
 
-GITHUB_API = "https://api.github.com"
-GITLAB_URL = "https://gitlab.com"
+GITHUB_API = PROVIDER_URLS["github"]
+GITLAB_URL = PROVIDER_URLS["gitlab"]
+DEFAULT_ALLOWLIST = parse_allowlist(DEFAULT_GIT_HOSTS)
 # A rate limit that resets later than this is not waited out inside one call: the caller
 # gets a retryable PrError carrying ``retry_after`` instead of a blocked worker thread.
 MAX_RATE_LIMIT_WAIT = 120.0
@@ -86,9 +101,17 @@ class PrError(Exception):
 
 
 def open_pull_request(
-    req: PrRequest, *, timeout: float = 10, max_attempts: int = 4, sleep: Callable[[float], None] = time.sleep
+    req: PrRequest,
+    *,
+    allowed: tuple[Origin, ...] = DEFAULT_ALLOWLIST,
+    timeout: float = 10,
+    max_attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PrResult:
-    """Open (or find the already open) PR/MR for ``req``; raise :class:`PrError` when that fails."""
+    """Open (or find the already open) PR/MR for ``req``; raise :class:`PrError` when that fails.
+
+    ``allowed`` is the operator's allowlist: no request carrying the token goes elsewhere.
+    """
     retrying = Retrying(
         stop=stop_after_attempt(max_attempts),
         wait=_wait,
@@ -98,20 +121,23 @@ def open_pull_request(
         reraise=True,
     )
     try:
-        return retrying(_attempt, req, timeout)
+        return retrying(_attempt, req, allowed, timeout)
     except PrError as exc:
-        # A reason is built without the token, but a server could echo it back: scrub anyway.
+        # Reasons quote the host's own messages, which may echo the token and be any length.
         raise PrError(
-            _redact(exc.reason, req.token), retryable=exc.retryable, retry_after=exc.retry_after
+            for_users(exc.reason, req.token), retryable=exc.retryable, retry_after=exc.retry_after
         ) from exc
 
 
-def _attempt(req: PrRequest, timeout: float) -> PrResult:
+def _attempt(req: PrRequest, allowed: tuple[Origin, ...], timeout: float) -> PrResult:
     if req.provider not in ("github", "gitlab"):
         raise PrError(f"unknown Git provider {req.provider!r}: use github or gitlab", retryable=False)
     if not req.token:
         raise PrError("the task has no Git token: set one to let Kaizen open pull requests", retryable=False)
-    host: _Host = _GitHub(req, timeout) if req.provider == "github" else _GitLab(req, timeout)
+    target = target_url(req.provider, req.base_url) or ""
+    if (reason := refusal(target, allowed)) is not None:
+        raise PrError(f"the token was not sent: {reason}", retryable=False)
+    host: _Host = _GitHub(req, timeout) if req.provider == "github" else _GitLab(req, allowed, timeout)
     try:
         host.connect()
         return _publish(host, req)
@@ -310,6 +336,12 @@ class _GitHub:
             ) from exc
         except requests.RequestException as exc:
             raise _network_error(self.req, self.api, doing, exc) from None
+        except RuntimeError as exc:
+            # PyGithub raises this for a redirect to another host or scheme, which it never follows.
+            raise PrError(
+                f"GitHub at {self.api} answered with a redirect Kaizen does not follow: {exc}",
+                retryable=False,
+            ) from exc
 
 
 def _github_message(data: Any) -> str:
@@ -329,12 +361,28 @@ def _github_message(data: Any) -> str:
 _NO_RETRY: dict[str, Any] = {"obey_rate_limit": False, "max_retries": 0, "retry_transient_errors": False}
 
 
+class _AllowlistedSession(requests.Session):
+    """A session that sends nothing outside the allowlist, redirects included."""
+
+    def __init__(self, allowed: tuple[Origin, ...]) -> None:
+        super().__init__()
+        self.allowed = allowed
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        parts = urlsplit(request.url or "")
+        if (reason := refusal(f"{parts.scheme}://{parts.netloc}", self.allowed)) is not None:
+            raise PrError(
+                f"the Git host redirected Kaizen elsewhere; the token was not sent: {reason}", retryable=False
+            )
+        return super().send(request, **kwargs)
+
+
 class _GitLab:
-    def __init__(self, req: PrRequest, timeout: float) -> None:
+    def __init__(self, req: PrRequest, allowed: tuple[Origin, ...], timeout: float) -> None:
         self.req = req
         self.url = (req.base_url or GITLAB_URL).rstrip("/")
         # python-gitlab's errors carry no headers; a response hook keeps them for Retry-After.
-        self.session = requests.Session()
+        self.session = _AllowlistedSession(allowed)
         self.last_headers: dict[str, str] = {}
         self.session.hooks["response"].append(self._remember_headers)
         self.client = gitlab.Gitlab(self.url, private_token=req.token, timeout=timeout, session=self.session)
@@ -516,7 +564,7 @@ def _http_error(
 def _network_error(req: PrRequest, url: str, doing: str, exc: requests.RequestException) -> PrError:
     host = urlsplit(url).netloc or url
     kind = "timed out" if isinstance(exc, requests.Timeout) else f"failed ({type(exc).__name__})"
-    logger.debug("job %s: request to %s %s: %s", req.job_id, host, kind, _redact(str(exc), req.token))
+    logger.debug("job %s: request to %s %s: %s", req.job_id, host, kind, redact(str(exc), req.token))
     return PrError(f"could not reach {host} to {doing}: the connection {kind}", retryable=True)
 
 
@@ -529,10 +577,6 @@ def _retry_after(headers: dict[str, str]) -> float | None:
         return max(0.0, float(reset) - time.time()) + 1.0 if reset else None
     except ValueError:
         return None
-
-
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
 
 
 # --- retry policy ------------------------------------------------------------------------
@@ -559,7 +603,7 @@ def _log_retry(req: PrRequest) -> Callable[[RetryCallState], None]:
             "job %s: attempt %d to open the PR/MR failed: %s; retrying in %.1f s",
             req.job_id,
             state.attempt_number,
-            _redact(str(exc), req.token),
+            redact(str(exc), req.token),
             wait,
         )
 

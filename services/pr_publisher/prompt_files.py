@@ -9,6 +9,13 @@ ordering, indentation and quoting elsewhere survive byte for byte and a reviewer
 shows only the prompt. A rewritten JSON/YAML/Python file is parsed again and checked to
 hold exactly the new text before it is returned.
 
+The file comes from a repository, so it may be hostile: it is refused when larger than
+:data:`MAX_FILE_BYTES`, when YAML nests deeper than :data:`MAX_DEPTH`, uses more than
+:data:`MAX_ALIASES` aliases or expands through them to more than :data:`MAX_NODES` values
+(an alias bomb), and when reading or editing it takes longer than the timeout. Every
+regular expression that scans file content runs in linear time (none can backtrack
+quadratically), and locators are dot paths or names, never patterns.
+
 Pure functions, no I/O.
 """
 
@@ -18,15 +25,30 @@ import ast
 import copy
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 PromptFormat = Literal["text", "json", "yaml", "python"]
+
+#: Prompt files are small; a bigger one is refused before it is parsed.
+MAX_FILE_BYTES = 256 * 1024
+#: How deeply a YAML document may nest, counting what its aliases bring in.
+MAX_DEPTH = 64
+#: Aliases (``*name``) one YAML document may use.
+MAX_ALIASES = 1000
+#: Values one YAML document may hold once its aliases are expanded (alias bombs stop here).
+MAX_NODES = 100_000
+#: Reading or editing one file takes at most this long (pure-Python YAML is slow).
+PARSE_TIMEOUT_SECONDS = 10.0
 
 _BOM = "\ufeff"
 
@@ -35,28 +57,45 @@ class PromptFileError(ValueError):
     """The prompt file cannot be read or edited as configured; the message says what to fix."""
 
 
-def read_prompt(content: str, fmt: PromptFormat, locator: str | None, *, filename: str | None = None) -> str:
+def read_prompt(
+    content: str,
+    fmt: PromptFormat,
+    locator: str | None,
+    *,
+    filename: str | None = None,
+    timeout: float = PARSE_TIMEOUT_SECONDS,
+) -> str:
     """The prompt held by ``content`` (a whole prompt file) at ``locator``.
 
     ``filename`` only makes error messages name the file.
     """
-    ctx = _Ctx(fmt, locator, filename)
+    ctx = _Ctx(fmt, locator, filename, time.monotonic() + timeout)
     reader, _ = _handlers(fmt, ctx)
-    return reader(content.removeprefix(_BOM), ctx)
+    _check_size(content, ctx)
+    with _bounded(ctx):
+        return reader(content.removeprefix(_BOM), ctx)
 
 
 def replace_prompt(
-    content: str, fmt: PromptFormat, locator: str | None, new_prompt: str, *, filename: str | None = None
+    content: str,
+    fmt: PromptFormat,
+    locator: str | None,
+    new_prompt: str,
+    *,
+    filename: str | None = None,
+    timeout: float = PARSE_TIMEOUT_SECONDS,
 ) -> str:
     """``content`` with the prompt at ``locator`` replaced by ``new_prompt``; every other byte is kept."""
-    ctx = _Ctx(fmt, locator, filename)
+    ctx = _Ctx(fmt, locator, filename, time.monotonic() + timeout)
     _, replacer = _handlers(fmt, ctx)
     try:
         new_prompt.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise PromptFileError(f"the new prompt cannot be written as UTF-8 ({exc.reason})") from None
+    _check_size(content, ctx)
     bom = _BOM if content.startswith(_BOM) else ""
-    result = replacer(content[len(bom) :], ctx, new_prompt)
+    with _bounded(ctx):
+        result = replacer(content[len(bom) :], ctx, new_prompt)
     # A leading BOM is read as the file's encoding mark, so a text prompt that itself
     # starts with U+FEFF needs one in front of it.
     return (bom or (_BOM if result.startswith(_BOM) else "")) + result
@@ -69,10 +108,15 @@ class _Ctx:
     fmt: str
     locator: str | None
     filename: str | None
+    deadline: float = float("inf")
 
     @property
     def file(self) -> str:
         return self.filename or "the prompt file"
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise self.error(f"{self.file} took too long to parse; Kaizen refuses prompt files this complex")
 
     @property
     def parts(self) -> list[str]:
@@ -85,6 +129,24 @@ class _Ctx:
 
     def error(self, message: str) -> PromptFileError:
         return PromptFileError(message)
+
+
+def _check_size(content: str, ctx: _Ctx) -> None:
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        raise ctx.error(
+            f"{ctx.file} is {size // 1024} KiB; Kaizen edits prompt files of at most "
+            f"{MAX_FILE_BYTES // 1024} KiB"
+        )
+
+
+@contextmanager
+def _bounded(ctx: _Ctx) -> Iterator[None]:
+    """Nesting that outruns Python's stack (json, ast, comparisons) is the file's fault, not ours."""
+    try:
+        yield
+    except (RecursionError, MemoryError):
+        raise ctx.error(f"{ctx.file} is nested too deeply to be read safely") from None
 
 
 _Reader = Callable[[str, _Ctx], str]
@@ -265,9 +327,87 @@ class _YamlTarget:
     comment: str = ""  # a comment on a block scalar's header line, kept with the new value
 
 
+class _GuardedComposer(Composer):  # type: ignore[misc]
+    """ruamel's composer with a deadline, an alias budget and no self-referencing aliases.
+
+    Depth is ruamel's own ``max_depth``; expansion is measured on the finished node graph,
+    before anything is constructed from it.
+    """
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        ctx: _Ctx = self.loader.kaizen_ctx
+        ctx.check_time()
+        if self.parser.check_event(AliasEvent):
+            event = self.parser.peek_event()
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise ctx.error(f"{ctx.file} uses more than {MAX_ALIASES} YAML aliases")
+            target = self.anchors.get(event.anchor)
+            # A collection still being composed has no end yet: the alias would contain itself.
+            if target is not None and target.end_mark is None:
+                raise ctx.error(f"{ctx.file} has a YAML alias (*{event.anchor}) inside its own anchor")
+        return super().compose_node(parent, index)
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node, self.loader.kaizen_ctx)
+        return node
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, SequenceNode) else []
+
+
+def _check_expansion(root: Node, ctx: _Ctx) -> None:
+    """Refuse a document whose aliases expand past :data:`MAX_NODES` values or :data:`MAX_DEPTH`.
+
+    Sizes are computed once per distinct node (without recursion), so measuring a
+    billion-laughs document costs as little as reading it.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id -> (values, depth) when expanded, capped
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in measured:
+            continue
+        kids = _children(node)
+        if not ready:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in kids if id(kid) not in measured)
+            continue
+        values = 1 + sum(measured[id(kid)][0] for kid in kids)
+        depth = 1 + max((measured[id(kid)][1] for kid in kids), default=0)
+        measured[id(node)] = (min(values, MAX_NODES + 1), min(depth, MAX_DEPTH + 1))
+        ctx.check_time()
+    values, depth = measured[id(root)]
+    if values > MAX_NODES:
+        raise ctx.error(
+            f"{ctx.file} expands to more than {MAX_NODES} YAML values through its aliases; "
+            "Kaizen refuses such files (a YAML alias bomb looks like this)"
+        )
+    if depth > MAX_DEPTH:
+        raise ctx.error(f"{ctx.file} nests deeper than {MAX_DEPTH} levels once its YAML aliases are expanded")
+
+
+def _yaml(ctx: _Ctx) -> YAML:
+    """A safe, pure-Python YAML reader held to the limits of this module."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Composer = _GuardedComposer
+    yaml.max_depth = MAX_DEPTH
+    yaml.kaizen_ctx = ctx  # type: ignore[attr-defined]
+    return yaml
+
+
 def _yaml_load(content: str, ctx: _Ctx) -> Any:
     try:
-        return YAML(typ="safe", pure=True).load(content)
+        return _yaml(ctx).load(content)
     except YAMLError as exc:
         raise ctx.error(f"{ctx.file} is not valid YAML: {exc}") from None
 
@@ -283,7 +423,7 @@ def _yaml_replace(content: str, ctx: _Ctx, new: str) -> str:
     expected = _with_value(doc, ctx.parts, new)
     for literal in _yaml_literals(new, target):
         candidate = content[: target.start] + literal + content[target.end :]
-        if _yaml_holds(candidate, expected):
+        if _yaml_holds(candidate, expected, ctx):
             return candidate
     raise ctx.error(
         f"cannot write the new prompt at {ctx.locator} in {ctx.file} without changing other values"
@@ -291,7 +431,7 @@ def _yaml_replace(content: str, ctx: _Ctx, new: str) -> str:
 
 
 def _yaml_target(content: str, ctx: _Ctx) -> _YamlTarget:
-    node: Node = YAML(typ="safe", pure=True).compose(content)
+    node: Node = _yaml(ctx).compose(content)
     base, in_flow = 0, False
     for part in ctx.parts:
         in_flow = in_flow or bool(getattr(node, "flow_style", False))
@@ -325,16 +465,41 @@ def _yaml_span(content: str, node: ScalarNode, base: int, in_flow: bool) -> _Yam
     indent, comment = base + 2, ""
     if node.style in ("|", ">"):
         header = content[start:end].splitlines()[0]
-        comment = found.group() if (found := re.search(r"[ \t]+#.*", header)) else ""
+        comment = _header_comment(header)
         lines = content[start:end].splitlines()[1:]
         indent = next((len(line) - len(line.lstrip(" ")) for line in lines if line.strip(" ")), indent)
         # The block's span runs on to the next content line; its trailing empty lines (no
         # deeper than the indentation, so not content) stay in place.
-        trailing = re.search(rf"(?:\r?\n {{0,{indent}}})*\Z", content[start:end])
-        end = start + (trailing.start() if trailing else end - start)
+        end = start + _before_blank_tail(content[start:end], indent)
     block_ok = not in_flow and (end == len(content) or content[end] in "\r\n")
     newline = "\r\n" if content.startswith("\r\n", end) else "\n"
     return _YamlTarget(start, end, node.style, block_ok, indent, base, newline, comment)
+
+
+def _header_comment(header: str) -> str:
+    """The ``  # comment`` of a block scalar's header line (blanks before the first ``#`` after one)."""
+    found = re.search(r"[ \t]#", header)
+    if found is None:
+        return ""
+    start = found.start()
+    while start > 0 and header[start - 1] in " \t":
+        start -= 1
+    return header[start:]
+
+
+def _before_blank_tail(block: str, indent: int) -> int:
+    """Where the trailing lines of ``block`` that hold at most ``indent`` spaces begin.
+
+    The same as searching ``(?:\\r?\\n {0,indent})*\\Z``, walked backwards in linear
+    time: that search backtracks quadratically over many blank lines.
+    """
+    pos = len(block)
+    while (newline := block.rfind("\n", 0, pos)) >= 0:
+        tail = block[newline + 1 : pos]
+        if len(tail) > indent or tail.strip(" "):
+            break
+        pos = newline - 1 if newline > 0 and block[newline - 1] == "\r" else newline
+    return pos
 
 
 def _yaml_literals(text: str, target: _YamlTarget) -> Iterator[str]:
@@ -394,9 +559,9 @@ def _yaml_double_quoted(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _yaml_holds(candidate: str, expected: Any) -> bool:
+def _yaml_holds(candidate: str, expected: Any, ctx: _Ctx) -> bool:
     try:
-        loaded = YAML(typ="safe", pure=True).load(candidate)
+        loaded = _yaml(ctx).load(candidate)
     except YAMLError:
         return False
     # repr() also equates documents holding NaN, which never compares equal to itself.

@@ -16,11 +16,12 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from services.pr_publisher import domain
-from services.pr_publisher.git_hosts import PrError, PrRequest, PrResult, open_pull_request
+from services.pr_publisher.git_hosts import DEFAULT_ALLOWLIST, PrError, PrRequest, PrResult, open_pull_request
 from services.pr_publisher.state import PublisherState
 from shared.events import prs
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
+from shared.git_policy import Origin, for_users, prompt_path_problem, refusal, target_url
 from shared.kafka.producer import EventLog
 from shared.secrets import TokenUnreadable, decrypt_token
 
@@ -31,12 +32,19 @@ SOURCE = "pr_publisher"
 
 class Publisher:
     def __init__(
-        self, state: PublisherState, events: EventLog, fernet: Fernet, *, timeout: float = 10
+        self,
+        state: PublisherState,
+        events: EventLog,
+        fernet: Fernet,
+        *,
+        timeout: float = 10,
+        git_hosts: tuple[Origin, ...] = DEFAULT_ALLOWLIST,
     ) -> None:
         self.state = state
         self.events = events
         self.fernet = fernet
         self.timeout = timeout
+        self.git_hosts = git_hosts
         # Requests answered by this process whose outcome has not come back through the log yet.
         self._answered: set[str] = set()
 
@@ -47,9 +55,12 @@ class Publisher:
 
     async def publish(self, request: Any) -> None:
         ids = {"job_id": uuid.UUID(request.job_id), "task_id": uuid.UUID(request.task_id)}
+        pr_request: PrRequest | None = None
         try:
             pr_request = await self._pr_request(request)
-            result: PrResult = await asyncio.to_thread(open_pull_request, pr_request, timeout=self.timeout)
+            result: PrResult = await asyncio.to_thread(
+                open_pull_request, pr_request, allowed=self.git_hosts, timeout=self.timeout
+            )
             outcome: Event = prs.PrCreated(
                 **ids, pr_url=result.url, number=result.number, branch=pr_request.branch, reused=result.reused
             )
@@ -57,8 +68,10 @@ class Publisher:
                 "job %s: PR %s (%s)", request.job_id, result.url, "reused" if result.reused else "opened"
             )
         except PrError as exc:
-            outcome = prs.PrFailed(**ids, reason=exc.reason, retryable=exc.retryable)
-            log.warning("job %s: PR failed: %s", request.job_id, exc.reason)
+            # The reason ends up in error_message and the retry-pr 502 detail: the last gate.
+            reason = for_users(exc.reason, pr_request.token if pr_request else None)
+            outcome = prs.PrFailed(**ids, reason=reason, retryable=exc.retryable)
+            log.warning("job %s: PR failed: %s", request.job_id, reason)
         envelope = Envelope.wrap(
             outcome,
             source=SOURCE,
@@ -79,14 +92,23 @@ class Publisher:
             if not settings.get(k)
         ]
         if missing:
-            raise PrError(
-                f"the task's Git settings are incomplete: set {', '.join(missing)}", retryable=False
-            )
+            # Named as the API names them: users set git_token, the publisher sees its ciphertext.
+            names = ", ".join(name.removesuffix("_encrypted") for name in missing)
+            raise PrError(f"the task's Git settings are incomplete: set {names}", retryable=False)
+        self._check_target(settings)
         try:
             token = decrypt_token(self.fernet, settings["git_token_encrypted"])
         except TokenUnreadable as exc:
             raise PrError(str(exc), retryable=False) from exc
         return build_pr_request(settings, job, version.prompt_text, token)
+
+    def _check_target(self, settings: dict[str, Any]) -> None:
+        """Refuse before decrypting: tasks stored before a rule (or the allowlist) changed."""
+        target = target_url(settings["git_provider"], settings.get("git_base_url")) or ""
+        if (reason := refusal(target, self.git_hosts)) is not None:
+            raise PrError(f"the token was not sent: {reason}", retryable=False)
+        if (problem := prompt_path_problem(settings["prompt_path"])) is not None:
+            raise PrError(f"the task's prompt_path {problem}", retryable=False)
 
 
 def build_pr_request(settings: dict[str, Any], job: Any, prompt_text: str, token: str) -> PrRequest:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.projector.handlers import HANDLERS, Ctx
 from shared.kafka.consumer import Delivery, dead_letter
 from shared.kafka.offsets import TableOffsets
 from shared.kafka.producer import EventLog
+from shared.readmodel.db import refused_data
 from shared.readmodel.tables import projector_offsets
 
 log = logging.getLogger(__name__)
-
-# Errors caused by the event itself: the event is dead-lettered, the projector moves on.
-# Anything else (database down, ...) propagates and stops the process loudly.
-POISON_ERRORS = (IntegrityError, DataError, ValueError, TypeError, KeyError)
 
 
 class Projection:
@@ -41,8 +38,13 @@ class Projection:
                     try:
                         async with conn.begin_nested():
                             await handler(ctx, delivery.envelope.data)
-                    except POISON_ERRORS as exc:
-                        await self._dead_letter(delivery, f"projection failed: {exc!r}")
+                    except DBAPIError as exc:
+                        # Only the data's fault (SQLSTATE 22/23) is poison: retrying it would
+                        # fail forever. Anything else (database down, a bug) stops the process.
+                        reason = refused_data(exc)
+                        if reason is None:
+                            raise
+                        await self._dead_letter(delivery, f"projection failed: {reason}")
                 self.applied += 1
             last = deliveries[-1]
             await self.offsets.save(conn, last.topic, last.partition, last.offset + 1)

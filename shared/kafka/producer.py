@@ -34,6 +34,12 @@ class EventLog:
 
     It connects lazily and reconnects after a failure, so a process started while the
     broker is down serves 503s instead of dying, and recovers by itself.
+
+    Concurrent appends are never serialized: the hot path takes no lock, and ``send``
+    only adds a record to aiokafka's accumulator. Its sender keeps one produce request in
+    flight per broker and ships everything that accumulated meanwhile in the next one,
+    so concurrent requests share produce requests while each still waits for its own
+    records' acknowledgement.
     """
 
     def __init__(self, bootstrap: str, topics: Topics, *, client_id: str, timeout: float = 10.0) -> None:
@@ -55,6 +61,8 @@ class EventLog:
                     enable_idempotence=True,
                     acks="all",
                     request_timeout_ms=int(self._timeout * 1000),
+                    # Batches form while a request is in flight; lingering would only
+                    # delay a lone write.
                     linger_ms=0,
                 )
                 try:
@@ -81,6 +89,8 @@ class EventLog:
         """Append several events (each to its own topic/partition) and wait for all acks."""
         producer = await self._ensure_started()
         try:
+            # Enqueued one after the other so a request's events keep their order in a
+            # partition; the acknowledgements are awaited together.
             futures = [
                 await producer.send(self.topics.for_envelope(e), codec.encode(e), key=e.key)
                 for e in envelopes

@@ -80,6 +80,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # keep test output clean; FakeServer.requests records every request instead
 
 
+#: Origins of the fakes started and not yet stopped in this process (see :func:`git_hosts`).
+_RUNNING: set[str] = set()
+
+
+def git_hosts() -> str:
+    """``KAIZEN_GIT_HOSTS`` for a test: the default hosts plus each running fake, by exact origin.
+
+    The fakes listen on plain http on 127.0.0.1, which the default allowlist refuses; tests
+    list them explicitly, as an operator would, instead of weakening the default.
+    """
+    from shared.git_policy import DEFAULT_GIT_HOSTS
+
+    return ",".join([DEFAULT_GIT_HOSTS, *sorted(_RUNNING)])
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeServer
@@ -103,10 +118,12 @@ class FakeServer:
         serve = functools.partial(self._server.serve_forever, poll_interval=0.01)
         self._thread = threading.Thread(target=serve, name=type(self).__name__, daemon=True)
         self._thread.start()
+        _RUNNING.add(self.root)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
+            _RUNNING.discard(self.root)
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:

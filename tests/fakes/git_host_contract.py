@@ -19,6 +19,7 @@ import pytest
 
 from services.pr_publisher.git_hosts import PrError, PrRequest, PrResult, open_pull_request
 from services.pr_publisher.prompt_files import PromptFormat, read_prompt
+from shared.git_policy import DEFAULT_GIT_HOSTS, Origin, origin_of, parse_allowlist
 from tests.fakes._server import FakeGitHost
 
 TOKEN = "kaizen-S3cr3t-T0ken-0123456789abcdef"
@@ -87,6 +88,12 @@ def started_host(provider: str) -> Iterator[FakeGitHost]:
         fake.stop()
 
 
+def allowing(req: PrRequest) -> tuple[Origin, ...]:
+    """The default allowlist plus the origin ``req`` targets: an operator listing the fake host."""
+    assert req.base_url is not None
+    return (*parse_allowlist(DEFAULT_GIT_HOSTS), origin_of(req.base_url)[0])
+
+
 def pull_url(pull: dict[str, Any]) -> str:
     """A PR's (GitHub) or MR's (GitLab) web address."""
     return str(pull.get("html_url") or pull["web_url"])
@@ -124,6 +131,7 @@ class GitHostContract:
 
     def publish(self, req: PrRequest, sleeps: list[float] | None = None, **kwargs: Any) -> PrResult:
         recorded = sleeps if sleeps is not None else []
+        kwargs.setdefault("allowed", allowing(req))
         return open_pull_request(req, timeout=5, sleep=recorded.append, **kwargs)
 
     def failure(self, req: PrRequest, sleeps: list[float] | None = None, **kwargs: Any) -> PrError:
@@ -202,7 +210,13 @@ class GitHostContract:
 
         def publish() -> PrResult:
             start.wait()
-            return open_pull_request(self.request(host), timeout=5, max_attempts=6, sleep=lambda _: None)
+            return open_pull_request(
+                self.request(host),
+                allowed=allowing(self.request(host)),
+                timeout=5,
+                max_attempts=6,
+                sleep=lambda _: None,
+            )
 
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda _: publish(), range(4)))
@@ -364,3 +378,32 @@ class GitHostContract:
             assert all(secret not in text for text in reprs)
             for error in errors:
                 assert secret not in f"{error} {error.reason} {error!r} {error.__cause__}"
+
+    # --- where the token may go ---------------------------------------------------------
+
+    def test_a_host_outside_the_allowlist_gets_no_request_and_a_clear_reason(self, host: FakeGitHost) -> None:
+        error = self.failure(self.request(host), allowed=parse_allowlist(DEFAULT_GIT_HOSTS))
+
+        assert not error.retryable
+        assert "KAIZEN_GIT_HOSTS" in error.reason and "https://api.github.com" in error.reason
+        assert host.count() == 0
+
+    def test_a_redirect_to_another_host_never_carries_the_token_there(self, host: FakeGitHost) -> None:
+        with started_host(self.provider) as elsewhere:
+            # Another host name, so PyGithub sees a cross-host redirect too (it compares names only).
+            moved = elsewhere.url.replace("127.0.0.1", "localhost") + "/moved"  # type: ignore[attr-defined]
+            host.fail_next(301, {"message": "Moved"}, {"Location": moved}, method="GET")
+
+            error = self.failure(self.request(host))
+
+            assert elsewhere.count() == 0
+        assert not error.retryable
+        assert TOKEN not in error.reason
+
+    def test_host_error_text_reaches_the_reason_redacted_and_cut_short(self, host: FakeGitHost) -> None:
+        host.fail_next(403, {"message": f"token {TOKEN} refused; " + "details " * 2000})
+
+        error = self.failure(self.request(host))
+
+        assert TOKEN not in error.reason and "***" in error.reason
+        assert len(error.reason) <= 500

@@ -15,8 +15,9 @@ from services.pr_publisher.prompt_files import read_prompt
 from shared.events.envelope import Envelope
 from shared.events.prs import PrRetryRequested
 from shared.events.topics import Topics
+from shared.git_policy import parse_allowlist
 from shared.readmodel import tables as t
-from tests.fakes._server import FakeGitHost
+from tests.fakes._server import FakeGitHost, git_hosts
 from tests.fakes.git_host_contract import PROMPT_FILES, REPO, TOKEN, started_host
 from tests.support import events as ev
 from tests.support.readmodel import rows, wait_for_job
@@ -124,6 +125,7 @@ async def test_a_pr_opened_before_a_crash_is_reused_not_duplicated(
             commit_message="m",
             job_id=str(job[0].job_id),
         ),
+        allowed=parse_allowlist(git_hosts()),
         timeout=5,
     )
     async with running_system(kafka_bootstrap, topics, db_url, ("projector", "pr_publisher")) as system:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.fakes._server import git_hosts
 from tests.support.broker import free_ports
 from tests.support.system import TEST_SECRET_KEY
 
@@ -129,6 +130,8 @@ def live_system(
         "KAIZEN_SECRET_KEY": TEST_SECRET_KEY.decode(),
         "KAIZEN_LLM_API_BASE": "http://127.0.0.1:9/v1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        # The fake Git hosts started before this system, listed by origin like an operator would.
+        "KAIZEN_GIT_HOSTS": git_hosts(),
         **({"KAIZEN_DATABASE_URL": db_url} if db_url else {}),
         **(env or {}),
     }

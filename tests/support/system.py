@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
 from shared.events.envelope import Envelope
 from shared.events.topics import Topics
+from shared.git_policy import Origin, parse_allowlist
 from shared.kafka.producer import EventLog, Position
 from shared.readmodel.db import create_schema, make_engine
 from shared.readmodel.tables import projector_offsets
@@ -24,7 +26,7 @@ from shared.readmodel.tables import projector_offsets
 # The Fernet key the test API and the test PR publisher share (tests only).
 TEST_SECRET_KEY = b"kYvJ4kpsGm1c8cRk9o0s7y0kqQy3o2pmv2ZsY0m4r5E="
 
-ServiceRunner = Callable[[str, Topics, str, asyncio.Event], Awaitable[None]]
+ServiceRunner = Callable[[str, Topics, str, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def _projector(bootstrap: str, topics: Topics, db_url: str, stop: asyncio.Event) -> None:
@@ -62,7 +64,18 @@ async def _optimizer(bootstrap: str, topics: Topics, db_url: str, stop: asyncio.
     )
 
 
-async def _pr_publisher(bootstrap: str, topics: Topics, db_url: str, stop: asyncio.Event) -> None:
+def _pr_publisher(
+    bootstrap: str, topics: Topics, db_url: str, stop: asyncio.Event
+) -> Coroutine[Any, Any, None]:
+    from tests.fakes._server import git_hosts
+
+    # Read now, not when the task first runs: a fake started after the system stays unlisted.
+    return _run_pr_publisher(bootstrap, topics, stop, parse_allowlist(git_hosts()))
+
+
+async def _run_pr_publisher(
+    bootstrap: str, topics: Topics, stop: asyncio.Event, git_hosts: tuple[Origin, ...]
+) -> None:
     from cryptography.fernet import Fernet
 
     from services.pr_publisher.bootstrap import run_publisher
@@ -78,6 +91,7 @@ async def _pr_publisher(bootstrap: str, topics: Topics, db_url: str, stop: async
         heartbeat_seconds=1.0,
         group_id=f"{topics.prefix}-publisher",
         git_timeout=5.0,
+        git_hosts=git_hosts,
     )
 
 

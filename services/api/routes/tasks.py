@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from fastapi import APIRouter, Query, Response
 
 from services.api import domain, views
-from services.api.deps import FernetDep, ReadModel, RequestId, WriterDep
+from services.api.deps import FernetDep, ReadModel, RequestId, SettingsDep, WriterDep
 from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
 from services.api.problems import ProblemError, conflict, invalid, not_found
 from services.api.queries import tasks
@@ -22,6 +22,7 @@ from services.api.schemas.common import problem_responses
 from services.api.schemas.tasks import NOT_NULLABLE, TaskCreate, TaskPage, TaskResponse, TaskUpdate
 from services.api.validation import FieldError
 from shared.events.tasks import TaskCreated, TaskDeleted, TaskUpdated
+from shared.git_policy import Origin
 from shared.secrets import encrypt_token
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -35,17 +36,25 @@ def _duplicate(name: str) -> ProblemError:
 
 @router.post("", status_code=201, responses=problem_responses(401, 409, 422, 503, 504))
 async def create_task(
-    body: TaskCreate, db: ReadModel, writer: WriterDep, fernet: FernetDep, rid: RequestId
+    body: TaskCreate,
+    db: ReadModel,
+    writer: WriterDep,
+    fernet: FernetDep,
+    rid: RequestId,
+    config: SettingsDep,
 ) -> TaskResponse:
-    """Create a task. 409 when a task of that name (ignoring case) exists."""
+    """Create a task. 409 when a task of that name (ignoring case) exists; 422 when its Git
+    settings point at a host outside the server's `KAIZEN_GIT_HOSTS`."""
     token = body.git_token.get_secret_value() if body.git_token else None
     settings = body.model_dump(exclude={"git_token"})
     settings.update(
         evaluator_config=body.evaluator_config or {},
         git_token_encrypted=encrypt_token(fernet, token) if token else None,
     )
-    errors = domain.schema_problems(body.input_schema) + domain.missing_for_auto_pr(
-        settings, token is not None
+    errors = (
+        domain.schema_problems(body.input_schema)
+        + domain.git_target_problems(settings, config.git_host_allowlist)
+        + domain.missing_for_auto_pr(settings, token is not None)
     )
     if errors:
         raise invalid(errors)
@@ -83,12 +92,21 @@ async def get_task(task_id: uuid.UUID, db: ReadModel) -> TaskResponse:
 
 @router.patch("/{task_id}", responses=problem_responses(401, 404, 422, 503, 504))
 async def update_task(
-    task_id: uuid.UUID, body: TaskUpdate, db: ReadModel, writer: WriterDep, fernet: FernetDep, rid: RequestId
+    task_id: uuid.UUID,
+    body: TaskUpdate,
+    db: ReadModel,
+    writer: WriterDep,
+    fernet: FernetDep,
+    rid: RequestId,
+    config: SettingsDep,
 ) -> TaskResponse:
-    """Change some settings; fields left out keep their value, ``null`` clears an optional one."""
+    """Change some settings; fields left out keep their value, ``null`` clears an optional one.
+
+    Changing `git_provider`, `git_base_url` or `git_repo` forgets the stored Git token unless
+    a new `git_token` comes in the same request."""
     async with db.connect() as conn:
         row = await views.existing_task(conn, task_id)
-    changes = _changes(body, row, fernet)
+    changes = _changes(body, row, fernet, config.git_host_allowlist)
     if changes:
         outcome = await writer.decide(rid, TaskUpdated(task_id=task_id, changes=changes))
         if not outcome.accepted:
@@ -106,7 +124,7 @@ async def delete_task(task_id: uuid.UUID, db: ReadModel, writer: WriterDep, rid:
     return Response(status_code=204)
 
 
-def _changes(body: TaskUpdate, row: Any, fernet: Fernet) -> dict[str, Any]:
+def _changes(body: TaskUpdate, row: Any, fernet: Fernet, allowed: tuple[Origin, ...]) -> dict[str, Any]:
     """The settings that really change (event field names), or a 422 naming what is wrong."""
     provided = set(body.model_fields_set)
     errors = [
@@ -124,10 +142,17 @@ def _changes(body: TaskUpdate, row: Any, fernet: Fernet) -> dict[str, Any]:
         token = body.git_token.get_secret_value() if body.git_token else None
         changes["git_token_encrypted"] = encrypt_token(fernet, token) if token else None
         token_set = token is not None
+    cleared = domain.token_clearing(changes, body.git_token is not None, token_set)
+    changes.update(cleared)
+    token_set = token_set and not cleared
     merged = {**current, **changes}
     if "input_schema" in provided:
         errors += domain.schema_problems(merged.get("input_schema"))
-    errors += domain.missing_for_auto_pr(merged, token_set)
+    errors += domain.git_target_problems(merged, allowed)
+    missing = domain.missing_for_auto_pr(merged, token_set)
+    if cleared:
+        missing = [domain.TOKEN_RESEND if e.field == "git_token" else e for e in missing]
+    errors += missing
     if errors:
         raise invalid(errors)
     return changes

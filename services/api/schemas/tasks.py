@@ -5,10 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from services.api.schemas.common import UtcDateTime
-from shared.events.tasks import GitProvider, ModuleType, PromptFormat, TaskMode
+from shared.events.tasks import (
+    GitProvider,
+    ModuleType,
+    OptimizerName,
+    PromptContract,
+    PromptFormat,
+    TaskMode,
+)
+from shared.git_policy import prompt_path_problem
 
 #: Settings shown as they are stored (the Git token is shown only as ``git_token_set``).
 SHOWN_SETTINGS = (
@@ -29,7 +37,16 @@ SHOWN_SETTINGS = (
     "prompt_path",
     "prompt_format",
     "prompt_locator",
+    "prompt_contract",
+    "optimizer",
 )
+
+PROMPT_CONTRACT_DOC = (
+    "How the application sends the prompt file to the model (docs/contracts.md): `system` (the file "
+    "is the system message, the inputs the user message), `template` (a user-message template with "
+    "`{field}` placeholders) or `messages` (a JSON/YAML list of chat messages with placeholders)."
+)
+OPTIMIZER_DOC = "The DSPy optimizer a job runs: `mipro` (MIPROv2) or `gepa` (GEPA)."
 
 
 class _TaskFields(BaseModel):
@@ -49,16 +66,36 @@ class _TaskFields(BaseModel):
     evaluator_config: dict[str, Any] | None = None
     cost_budget: float | None = Field(None, ge=0, description="USD a job may spend at most.")
     git_provider: GitProvider | None = None
-    git_base_url: str | None = Field(None, description="Self-hosted GitLab or GitHub Enterprise URL.")
+    git_base_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="Self-hosted GitLab or GitHub Enterprise URL; its origin must be listed in the "
+        "server's KAIZEN_GIT_HOSTS. Changing it (or git_provider, git_repo) clears the stored token "
+        "unless a new git_token comes with the change.",
+    )
     git_repo: str | None = Field(None, examples=["myorg/myrepo"])
     git_base_branch: str | None = Field(None, examples=["main"])
     git_token: SecretStr | None = Field(
         None, min_length=1, description="Write-only: stored encrypted, never returned (see `git_token_set`)."
     )
-    prompt_path: str | None = Field(None, examples=["prompts/summarize.txt"])
+    prompt_path: str | None = Field(
+        None,
+        max_length=1024,
+        description="The prompt file, relative to the repository root and normalized "
+        "(no `..`, `.`, leading `/` or backslashes).",
+        examples=["prompts/summarize.txt"],
+    )
     prompt_locator: str | None = Field(
         None, description="Where the prompt sits inside a json/yaml/python file."
     )
+
+    @field_validator("prompt_path")
+    @classmethod
+    def _prompt_path_is_relative(cls, value: str | None) -> str | None:
+        # The publisher checks again with the same rule: older tasks may predate it.
+        if value is not None and (problem := prompt_path_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class TaskCreate(_TaskFields):
@@ -69,6 +106,8 @@ class TaskCreate(_TaskFields):
     module_type: ModuleType = "predict"
     mode: TaskMode = "optimize_only"
     prompt_format: PromptFormat = "text"
+    prompt_contract: PromptContract = Field("system", description=PROMPT_CONTRACT_DOC)
+    optimizer: OptimizerName = Field("mipro", description=OPTIMIZER_DOC)
 
     @field_validator("name")
     @classmethod
@@ -86,10 +125,21 @@ class TaskUpdate(_TaskFields):
     module_type: ModuleType | None = None
     mode: TaskMode | None = None
     prompt_format: PromptFormat | None = None
+    prompt_contract: PromptContract | None = Field(None, description=PROMPT_CONTRACT_DOC)
+    optimizer: OptimizerName | None = Field(None, description=OPTIMIZER_DOC)
 
 
 #: Settings that always have a value: ``null`` is refused for them in an update.
-NOT_NULLABLE = ("name", "feedback_threshold", "module_type", "mode", "prompt_format", "evaluator_config")
+NOT_NULLABLE = (
+    "name",
+    "feedback_threshold",
+    "module_type",
+    "mode",
+    "prompt_format",
+    "evaluator_config",
+    "prompt_contract",
+    "optimizer",
+)
 
 
 class ThresholdProgress(BaseModel):
@@ -131,12 +181,21 @@ class TaskResponse(BaseModel):
     prompt_path: str | None
     prompt_format: PromptFormat
     prompt_locator: str | None
+    prompt_contract: PromptContract = Field(description=PROMPT_CONTRACT_DOC)
+    optimizer: OptimizerName = Field(description=OPTIMIZER_DOC)
     feedback_count: int = Field(description="Live feedback (sources other than seed).")
     threshold_progress: ThresholdProgress
     last_optimization: JobSummary | None
     active_prompt_score: float | None
     created_at: UtcDateTime
     updated_at: UtcDateTime
+
+    @field_validator("prompt_contract", "optimizer", mode="before")
+    @classmethod
+    def _default_for_older_tasks(cls, value: Any, info: ValidationInfo) -> Any:
+        # A task projected before these settings existed has no value stored: it has
+        # always behaved as the defaults, which is what a replay of its events stores too.
+        return TaskCreate.model_fields[str(info.field_name)].default if value is None else value
 
 
 class TaskPage(BaseModel):

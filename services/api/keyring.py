@@ -1,0 +1,90 @@
+"""The API keys as a fold of the keys topic, held in memory: authentication without a query.
+
+The keys topic has one partition, so every API process folds the same events in the
+same order as the projector and reaches the same answer: a key created by a request is
+active unless it is a bootstrap key arriving after any other key; a revoked key stays
+revoked. Pure: no I/O here (``services/api/keyfeed.py`` feeds it from Kafka).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from services.api.security import hashes_match
+from shared.events.envelope import Envelope
+from shared.events.keys import ApiKeyCreated, ApiKeyRevoked
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A key as the read model's ``api_keys`` row holds it (only its hash, never the key)."""
+
+    id: str
+    name: str
+    key_hash: str
+    prefix: str
+    status: str
+    bootstrap: bool
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> KeyRecord:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+class KeyRing:
+    """Key hash → key record, folded from the keys topic in log order."""
+
+    def __init__(self) -> None:
+        self._by_hash: dict[str, KeyRecord] = {}
+        self._hash_of: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def apply(self, envelope: Envelope) -> None:
+        """Fold one event of the keys topic; other events change nothing."""
+        event = envelope.data
+        if isinstance(event, ApiKeyCreated):
+            self._created(event, envelope.time)
+        elif isinstance(event, ApiKeyRevoked):
+            self._revoked(event.key_id, envelope.time)
+
+    def _created(self, event: ApiKeyCreated, time: datetime) -> None:
+        # The projector's rules: the first event of an id or a hash wins, and a bootstrap
+        # key counts only while no key (revoked ones included) exists.
+        key_id = str(event.key_id)
+        if key_id in self._hash_of or event.key_hash in self._by_hash:
+            return
+        if event.bootstrap and self._by_hash:
+            return
+        self._hash_of[key_id] = event.key_hash
+        self._by_hash[event.key_hash] = KeyRecord(
+            key_id, event.name, event.key_hash, event.prefix, "active", event.bootstrap, time
+        )
+
+    def _revoked(self, key_id: uuid.UUID, time: datetime) -> None:
+        key_hash = self._hash_of.get(str(key_id))
+        record = self._by_hash.get(key_hash) if key_hash is not None else None
+        if record is not None and record.status == "active":
+            self._by_hash[record.key_hash] = replace(record, status="revoked", revoked_at=time)
+
+    def known(self, presented_hash: str) -> KeyRecord | None:
+        """The key (active or revoked) whose hash is ``presented_hash``, or ``None``.
+
+        The dict finds the candidate by the hash, as the read model's unique index did;
+        the comparison that decides is constant-time, as before.
+        """
+        record = self._by_hash.get(presented_hash)
+        if record is None or not hashes_match(record.key_hash, presented_hash):
+            return None
+        return record
+
+    def active(self, presented_hash: str) -> KeyRecord | None:
+        """The active key whose hash is ``presented_hash``; ``None`` for unknown and revoked keys."""
+        record = self.known(presented_hash)
+        return record if record is not None and record.status == "active" else None
