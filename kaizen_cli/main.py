@@ -1,4 +1,4 @@
-"""The ``kaizen`` command: run the system, one service, the local broker, replays."""
+"""The ``kaizen`` command: run the system, one service, the local broker, replays, prompts."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from kaizen_cli.kafka_cmd import kafka_app
+from kaizen_cli.prompts_cmd import prompts_app
 from shared.settings import Settings, get_settings
 
 app = typer.Typer(
     help="Kaizen: better prompts from scored feedback, delivered as pull requests.", no_args_is_help=True
 )
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(prompts_app, name="prompts")
 err = Console(stderr=True)
 out = Console()
 

@@ -23,7 +23,7 @@ from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
 from shared.events.prompts import PromptVersionCreated
 from shared.kafka.producer import EventLog
-from shared.llm.pricing import split_sizes
+from shared.llm.pricing import three_way_sizes
 
 SOURCE = "optimizer"
 
@@ -95,13 +95,14 @@ class ProgressEmitter:
                 self.usage = usage
 
     def _evaluating(self) -> jb.JobEvaluating:
-        train, val = split_sizes(len(self.spec.usable_examples()))
+        train, val, test = three_way_sizes(len(self.spec.usable_examples()))
         return jb.JobEvaluating(
             **_ids(self.row),
             feedback_count=sum(1 for e in self.spec.examples if e.source != "seed"),
             seed_count=sum(1 for e in self.spec.examples if e.source == "seed"),
             train_size=train,
             val_size=val,
+            test_size=test,
             dataset_hash=self.spec.dataset_hash(),
         )
 
@@ -134,7 +135,28 @@ def metadata(spec: JobSpec, result: JobResult) -> dict[str, Any]:
         "excluded_examples": result.excluded_examples,
         "parse_failures": result.parse_failures,
         "judge_failures": result.judge_failures,
+        "prompt_contract": result.prompt_contract,
+        "effective_metric": result.metric,
+        "labels": result.labels,
+        "test_size": result.test_size,
+        "test_baseline_score": result.test_baseline_score,
+        "test_export_score": result.test_export_score,
+        "test_majority_score": result.test_majority_score,
+        "program_export_score": result.program_export_score,
+        "in_dspy_export_gap": _gap(result.optimized_score, result.program_export_score),
+        "no_prompt_score": result.no_prompt_score,
+        "chosen_candidate": result.chosen_candidate,
+        "candidates": [c.model_dump() for c in result.candidates],
+        "proposals_dropped": result.proposals_dropped,
+        "notes": result.notes,
     }
+
+
+def _gap(in_dspy: float | None, exported: float | None) -> float | None:
+    """How much the optimizer's in-DSPy score overstates the same program's exported score."""
+    if in_dspy is None or exported is None:
+        return None
+    return round(in_dspy - exported, 4)
 
 
 def _version(row: Any, result: JobResult, spec: JobSpec) -> PromptVersionCreated:
@@ -150,6 +172,7 @@ def _version(row: Any, result: JobResult, spec: JobSpec) -> PromptVersionCreated
         optimized_score=result.optimized_score,
         optimizer=result.optimizer,
         dspy_version=result.dspy_version,
+        test_score=result.test_export_score,
     )
 
 
@@ -160,13 +183,18 @@ def publishes(settings: dict[str, Any]) -> bool:
 
 
 def improves(result: JobResult) -> bool:
-    """The exported prompt, scored as the application will use it, beats the current one.
+    """The export beats the current prompt on validation and is not worse on the held-out test split.
 
-    Only then is a PR worth a reviewer's time; otherwise the version stays a draft.
+    Both are scored as the application calls the model. Only then is a PR worth a
+    reviewer's time; otherwise the version stays a draft.
     """
     if result.export_score is None:
         return False
-    return result.baseline_score is None or result.export_score > result.baseline_score
+    if result.baseline_score is not None and result.export_score <= result.baseline_score:
+        return False
+    if result.test_export_score is None or result.test_baseline_score is None:
+        return result.test_size == 0  # a test split that was not measured proves nothing
+    return result.test_export_score >= result.test_baseline_score
 
 
 async def compiled(

@@ -3,7 +3,10 @@
 A metric is a plain function ``(inputs, expected, predicted) -> float``, so the same
 function scores DSPy's trials and the exported prompt's re-score. Built in:
 
-- ``llm_judge`` (default): a judge LLM grades the candidate against the reference.
+- ``label_match``: the outputs form a small label set (``metric_options["labels"]``); the
+  answer's first label, normalized and as a whole word, must equal the reference. The
+  default (``auto``) when the gold outputs form a label set.
+- ``llm_judge`` (the default otherwise): a judge LLM grades the candidate against the reference.
   Identical answers score 1 without a call; a reply without a usable score counts as a
   judge failure and scores 0 — the run never dies of it.
 - ``exact_match``: equal after normalization (case, whitespace, surrounding quotes
@@ -76,6 +79,29 @@ def _regex_metric(options: Mapping[str, Any], judge: Any) -> MetricFn:
     return score
 
 
+def first_label(predicted: str, labels: list[str]) -> str | None:
+    """The label that occurs first in ``predicted`` as whole words (the longest on a tie)."""
+    text = normalize(predicted)
+    found: list[tuple[int, int, str]] = []
+    for label in labels:
+        match = re.search(rf"(?<!\w){re.escape(label)}(?!\w)", text)
+        if match:
+            found.append((match.start(), -len(label), label))
+    return min(found)[2] if found else None
+
+
+def _label_match(options: Mapping[str, Any], judge: Any) -> MetricFn:
+    raw = options.get("labels")
+    if not isinstance(raw, list) or not raw or not all(isinstance(x, str) and normalize(x) for x in raw):
+        raise MetricError("the label_match metric needs metric_options.labels, a non-empty list of labels")
+    labels = list(dict.fromkeys(normalize(x) for x in raw))
+
+    def score(inputs: Mapping[str, str], expected: str, predicted: str) -> float:
+        return 1.0 if first_label(predicted, labels) == normalize(expected) else 0.0
+
+    return score
+
+
 def _plain(fn: MetricFn) -> MetricFactory:
     return lambda options, judge: fn
 
@@ -141,6 +167,7 @@ _REGISTRY: dict[str, MetricFactory] = {
     "exact_match": _plain(exact_match),
     "contains": _plain(contains),
     "regex": _regex_metric,
+    "label_match": _label_match,
     "llm_judge": _llm_judge,
 }
 BUILTIN_METRICS = frozenset(_REGISTRY)

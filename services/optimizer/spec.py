@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_serializer, field_validator
 
+from shared.events.tasks import OptimizerName, PromptContract
 from shared.llm.embedded import LITELLM_MODEL
 from shared.llm.pricing import OptimizerSettings
 
@@ -81,13 +82,18 @@ class JobSpec(_Frozen):
     job_id: uuid.UUID
     task_id: uuid.UUID
     task_name: str
+    task_description: str = ""
     input_fields: list[str] = Field(min_length=1)
+    prompt_contract: PromptContract = "system"
+    optimizer: OptimizerName = "mipro"
     module_type: Literal["predict", "chain_of_thought"] = "predict"
     teacher_model: str = LITELLM_MODEL
     judge_model: str = LITELLM_MODEL
     task_model: str | None = Field(None, description="The model the application runs; None: the teacher.")
     models: dict[str, ModelEndpoint] = Field(default_factory=dict)
-    metric: str = "llm_judge"
+    metric: str = Field(
+        "auto", description="auto: label_match when the outputs form a label set, else llm_judge."
+    )
     metric_options: dict[str, Any] = Field(default_factory=dict)
     examples: list[Example]
     current_prompt: str | None = None
@@ -197,12 +203,22 @@ class BeforeAfter(_Frozen):
     after: str | None = None
 
 
+class CandidateScore(_Frozen):
+    """One rendered prompt the export was chosen among, and its validation score."""
+
+    name: str
+    score: float
+    chars: int
+
+
 class JobResult(_Frozen):
     """A finished (or, inside a failure, partial) job: the prompt and every measured figure.
 
-    Scores are in [0, 1] and all on the same validation set: ``baseline_score`` and
-    ``export_score`` call the model the way the application does; ``optimized_score``
-    is MIPROv2's best in-DSPy score. None means "not measured" (only in partial results).
+    Scores are in [0, 1]. ``baseline_score``, ``export_score`` and every candidate's score
+    are on the validation set and call the model the way the application does (the task's
+    prompt contract); ``optimized_score`` is the optimizer's best in-DSPy score and
+    ``program_export_score`` the re-score of that very program's rendering. ``test_*`` are
+    on the held-out test split nothing else saw. None means "not measured".
     """
 
     prompt_text: str
@@ -222,7 +238,20 @@ class JobResult(_Frozen):
     dspy_version: str
     dataset_hash: str
     seed: int
-    optimizer: Literal["MIPROv2"] = "MIPROv2"
+    optimizer: Literal["MIPROv2", "GEPA"] = "MIPROv2"
+    prompt_contract: PromptContract = "system"
+    metric: str = ""
+    labels: list[str] = Field(default_factory=list)
+    test_size: int = 0
+    test_baseline_score: float | None = None
+    test_export_score: float | None = None
+    test_majority_score: float | None = None
+    program_export_score: float | None = None
+    no_prompt_score: float | None = None
+    chosen_candidate: str = ""
+    candidates: list[CandidateScore] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    proposals_dropped: int = 0
     examples: list[BeforeAfter] = Field(default_factory=list)
     budget_exhausted: bool = False
     excluded_examples: int = Field(0, description="Examples not used: below min_score_for_gold or malformed.")

@@ -50,12 +50,15 @@ def build_spec(job: Any, settings: dict[str, Any], rows: list[Any], defaults: Mo
         job_id=job.job_id,
         task_id=job.task_id,
         task_name=settings.get("name", "task"),
+        task_description=settings.get("description") or "",
         input_fields=fields or ["input"],
+        prompt_contract=settings.get("prompt_contract") or "system",
+        optimizer=settings.get("optimizer") or "mipro",
         module_type=settings.get("module_type", "predict"),
         teacher_model=teacher,
         judge_model=judge,
         models=models,
-        metric=config.get("metric", "llm_judge"),
+        metric=config.get("metric") or "auto",
         metric_options=dict(config.get("metric_options") or {}),
         examples=[
             Example(

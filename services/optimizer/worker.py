@@ -84,7 +84,7 @@ def main() -> int:
     spec = _read_spec(emit)
     if spec is None:
         return 1
-    from services.optimizer.pipeline import run_job  # slow (dspy); after the spec is known good
+    from services.optimizer.pipeline.run import run_job  # slow (dspy); after the spec is known good
 
     if stopping.is_set():
         return emit.failure("cancelled", "cancelled by request")

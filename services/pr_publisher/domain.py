@@ -51,6 +51,10 @@ class PrContent:
     metric: str | None = None
     prompt_version_id: str | None = None
     previous_version_id: str | None = None
+    test_size: int = 0
+    test_baseline_score: float | None = None
+    test_export_score: float | None = None
+    prompt_contract: str | None = None
 
 
 def branch_name(task_name: str, job_id: str) -> str:
@@ -115,6 +119,16 @@ def _scores(content: PrContent) -> str:
             f"| **This file's prompt, re-scored as the app calls it** | **{content.export_score:.3f}** "
             f"({delta:+.3f}) |"
         )
+    if (
+        content.test_size
+        and content.test_baseline_score is not None
+        and content.test_export_score is not None
+    ):
+        delta = content.test_export_score - content.test_baseline_score
+        rows.append(
+            f"| Held-out test ({content.test_size} examples no step of the job saw): current → this file | "
+            f"{content.test_baseline_score:.3f} → **{content.test_export_score:.3f}** ({delta:+.3f}) |"
+        )
     return "### Scores\n\n" + "\n".join(rows)
 
 
@@ -135,6 +149,8 @@ def _run(content: PrContent) -> str:
     ]
     if content.metric:
         lines.append(f"- Metric: {content.metric}")
+    if content.prompt_contract:
+        lines.append(f"- Prompt contract: {content.prompt_contract} (how the application calls the model)")
     if content.prompt_version_id:
         lines.append(f"- Prompt version: `{content.prompt_version_id}`")
     return "### Run\n\n" + "\n".join(lines)

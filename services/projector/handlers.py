@@ -422,6 +422,8 @@ async def on_version_created(ctx: Ctx, e: prompts.PromptVersionCreated) -> None:
             optimizer=e.optimizer,
             dspy_version=e.dspy_version,
             created_at=ctx.envelope.time,
+            source=e.source,
+            test_score=e.test_score,
         )
     )
 

@@ -70,6 +70,7 @@ class JobEvaluating(Event):
     seed_count: int = Field(ge=0)
     train_size: int = Field(ge=0)
     val_size: int = Field(ge=0)
+    test_size: int = Field(0, ge=0, description="Held out until the end; 0 below 60 usable examples.")
     dataset_hash: str
 
 

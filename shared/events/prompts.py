@@ -9,7 +9,6 @@ from pydantic import Field
 
 from shared.events.base import Event
 
-
 PromptSource = Literal["job", "user", "repository"]
 
 

@@ -134,6 +134,10 @@ prompt_versions = Table(
     Column("optimizer", String(64), nullable=False),
     Column("dspy_version", String(32)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # job | user | repository. The server default covers rows of a read model created before
+    # the column existed; ``kaizen replay`` rebuilds such a model with the event's own value.
+    Column("source", String(16), nullable=False, server_default="job"),
+    Column("test_score", Float),  # the export's score on the held-out test split
     UniqueConstraint("task_id", "version_number", name="uq_prompt_version_number"),
     Index("ix_prompt_versions_task_status", "task_id", "status"),
 )

@@ -12,7 +12,9 @@ It also answers DSPy's other requests sensibly: the instruction proposer (half o
 proposals carry the key phrase), program/data descriptions, and the LLM judge (1.0
 when candidate and reference agree, else 0.0). JSON-schema and JSON-object
 ``response_format`` requests get JSON; other DSPy requests get the chat-adapter
-format; plain requests (the exported prompt as system message) get the bare answer.
+format; plain requests (a prompt called under its contract) get the bare answer. Under
+the ``template`` contract the ticket is the last ``Ticket:``/``Input:`` line of the user
+message and everything before it is the context, as a model would read it.
 Every reply carries usage (words as tokens); every call is counted by kind.
 """
 
@@ -206,8 +208,9 @@ class ScriptedLLM:
         last = str(messages[-1].get("content", "")) if messages else ""
         context = "\n".join(str(m.get("content", "")) for m in messages[:-1])
         outputs = _schema_fields(response_format) or _fields("output", system)
-        if not outputs:  # a plain call: the exported prompt is the system message
-            return "plain", _route(last.strip(), context)
+        if not outputs:  # a plain call: a prompt called under its contract
+            ticket, taught_by = _plain_ticket(last)
+            return "plain", _route(ticket, context + taught_by)
         kind, values = self._dspy_values(outputs, last, context)
         if isinstance(response_format, dict) and response_format.get("type") in (
             "json_schema",
@@ -218,14 +221,13 @@ class ScriptedLLM:
 
     def _dspy_values(self, outputs: list[str], last: str, context: str) -> tuple[str, dict[str, Any]]:
         if "score" in outputs:
-            same = (
-                _field(last, "candidate_answer").strip().lower()
-                == _field(last, "reference_answer").strip().lower()
-            )
+            reference = _field(last, "reference_answer").strip().lower()
+            same = bool(reference) and reference in _field(last, "candidate_answer").strip().lower()
             return "judge", {"score": 1.0 if same else 0.0}
-        if "proposed_instruction" in outputs:
+        proposing = [name for name in ("proposed_instruction", "new_instruction") if name in outputs]
+        if proposing:  # MIPROv2's proposer, GEPA's reflection
             teach = hashlib.sha256(last.encode()).digest()[0] % 2 == 0
-            return "proposer", {"proposed_instruction": TEACHING_INSTRUCTION if teach else PLAIN_INSTRUCTION}
+            return "proposer", {proposing[0]: TEACHING_INSTRUCTION if teach else PLAIN_INSTRUCTION}
         if "output" in outputs:
             ticket = next((_field(last, f) for f in ("ticket", "input") if _field(last, f)), last)
             answer = _route(ticket, context)
@@ -234,6 +236,14 @@ class ScriptedLLM:
             }
         filler = "Support tickets, each routed to one team: a short text in, a team name out."
         return "describe", dict.fromkeys(outputs, filler)
+
+
+def _plain_ticket(message: str) -> tuple[str, str]:
+    """(ticket, text before it): a template's last ``Ticket:`` line, else the bare message."""
+    lines = list(re.finditer(r"^(?:Ticket|Input): (.*)$", message, re.M))
+    if not lines:
+        return message.strip(), ""
+    return lines[-1].group(1).strip(), message[: lines[-1].start()]
 
 
 def _schema_fields(response_format: Any) -> list[str]:

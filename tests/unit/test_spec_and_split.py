@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.optimizer.pipeline import export_instructions, prepare_dataset, render_export, user_message
+from services.optimizer.pipeline.dataset import prepare_dataset, three_way_sizes
 from services.optimizer.spec import (
     Baseline,
     Example,
@@ -143,21 +143,17 @@ def test_progress_events_round_trip_through_json() -> None:
         assert json.loads(event.model_dump_json())["type"] == event.type
 
 
-def test_a_lone_input_is_sent_bare_and_several_as_name_value_lines() -> None:
-    assert user_message({"text": "hello"}, ["text"]) == "hello"
-    assert user_message({"a": "1", "b": "2"}, ["a", "b"]) == "a: 1\nb: 2"
+def test_from_60_usable_examples_a_fifth_is_held_out_for_test_first() -> None:
+    assert three_way_sizes(59) == (47, 12, 0)
+    assert three_way_sizes(60) == (38, 10, 12)
+    assert three_way_sizes(100) == (64, 16, 20)
+    data = prepare_dataset(_spec(_examples(100)))
+    assert (len(data.train), len(data.val), len(data.test)) == (64, 16, 20)
+    seen = {e.canonical_json() for e in [*data.train, *data.val]}
+    assert not seen & {e.canonical_json() for e in data.test}
 
 
-def test_the_export_holds_instructions_format_rule_and_demos_in_the_user_message_format() -> None:
-    text = render_export("Classify the review.", [{"text": "great", "output": "positive"}], ["text"])
-    assert text.startswith("Classify the review.\n\nReply with the output only")
-    assert "Input: great\nOutput: positive" in text
-    multi = render_export("Translate.", [{"a": "1", "b": "2", "output": "3"}], ["a", "b"])
-    assert "a: 1\nb: 2\nOutput: 3" in multi
-    assert "Examples" not in render_export("Just do it.", [], ["text"])
-
-
-def test_a_previous_export_gives_back_only_its_instructions() -> None:
-    exported = render_export("Classify the review.", [{"text": "great", "output": "positive"}], ["text"])
-    assert export_instructions(exported) == "Classify the review."
-    assert export_instructions("A hand-written prompt.") == "A hand-written prompt."
+@given(st.integers(min_value=0, max_value=5000))
+def test_the_three_splits_always_add_up(n: int) -> None:
+    train, val, test = three_way_sizes(n)
+    assert train + val + test == n and min(train, val, test) >= 0

@@ -1,4 +1,5 @@
-"""``/api/v1/prompts/{task_id}``: the active prompt (applications' hot path), versions, activation.
+"""``/api/v1/prompts/{task_id}``: the active prompt (applications' hot path), versions,
+registration of the prompt the application runs today, activation.
 
 ``GET /prompts/{task_id}`` is one lookup on the (task_id, status) index. It is not
 cached: a cache would need its own freshness query (the task's projector offset) to
@@ -8,7 +9,7 @@ keep read-your-writes across API processes, costing as much as the lookup itself
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
@@ -17,9 +18,12 @@ from services.api.deps import ReadModel, RequestId, WriterDep
 from services.api.problems import conflict, invalid, not_found
 from services.api.queries import prompts
 from services.api.schemas.common import problem_responses
-from services.api.schemas.prompts import ActivateRequest, PromptVersionResponse
+from services.api.schemas.prompts import ActivateRequest, PromptRegistration, PromptVersionResponse
 from services.api.validation import FieldError
-from shared.events.prompts import PromptActivated
+from shared.events.base import derive_id
+from shared.events.prompts import PromptActivated, PromptVersionCreated
+from shared.events.tasks import PromptContract, input_field_names
+from shared.prompt_contract import PromptContractError, parse_prompt
 
 router = APIRouter(prefix="/prompts", tags=["prompts"])
 
@@ -46,6 +50,55 @@ async def prompt_versions(
         await views.existing_task(conn, task_id)
         rows = await prompts.page(conn, task_id, limit, offset)
     return [PromptVersionResponse.from_row(row) for row in rows]
+
+
+@router.post("/{task_id}", status_code=201, responses=problem_responses(401, 404, 409, 422, 503, 504))
+async def register_prompt(
+    task_id: uuid.UUID, body: PromptRegistration, db: ReadModel, writer: WriterDep, rid: RequestId
+) -> PromptVersionResponse:
+    """Register the prompt the application runs today as a version (`source: "user"`).
+
+    It is the baseline the next job must beat. The text must be valid under the task's
+    `prompt_contract`; with `activate` (the default) it becomes the active prompt at once.
+
+    Each POST is a new registration (registering the same text again, say to return to it
+    after a job's version, is a deliberate act), so the version id is not derived from the
+    text: it is derived from the request id, which every event of the request carries.
+    """
+    async with db.connect() as conn:
+        task = await views.existing_task(conn, task_id)
+    _check_contract(task.settings, body.prompt_text)
+    version_id = derive_id("user-prompt-version", task_id, rid)
+    created = PromptVersionCreated(
+        prompt_version_id=version_id,
+        task_id=task_id,
+        job_id=None,
+        prompt_text=body.prompt_text,
+        source="user",
+        optimizer="none",
+    )
+    if body.activate:
+        # Both in one append, on the task's partition in order: once the activation's outcome
+        # is projected, so is the version, and a client never sees it as a draft in between.
+        await writer.append(rid, [created, PromptActivated(task_id=task_id, prompt_version_id=version_id)])
+        outcome = await writer.watcher.outcome(rid, writer.timeout)
+        if not outcome.accepted:
+            raise conflict(outcome.detail or f"version {version_id} could not be activated")
+    else:
+        await writer.write(rid, created)
+    async with db.connect() as conn:
+        row = await prompts.get(conn, task_id, version_id)
+    return PromptVersionResponse.from_row(row)
+
+
+def _check_contract(settings: dict[str, Any], prompt_text: str) -> None:
+    # A task projected before contracts existed has none stored; it has always been `system`.
+    contract: PromptContract = settings.get("prompt_contract", "system")
+    try:
+        parse_prompt(contract, prompt_text, input_field_names(settings.get("input_schema")))
+    except PromptContractError as exc:
+        message = f"is not a valid {contract!r} prompt: {exc}"
+        raise invalid([FieldError(field="prompt_text", message=message)]) from exc
 
 
 @router.post("/{task_id}/activate", responses=problem_responses(401, 404, 409, 422, 503, 504))

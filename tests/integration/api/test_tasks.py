@@ -155,3 +155,33 @@ async def test_unknown_task_is_404_and_malformed_id_422(make_api: MakeApi) -> No
     async with make_api() as api:
         assert_problem(await api.client.get(f"/api/v1/tasks/{uuid.uuid4()}"), 404)
         assert_problem(await api.client.get("/api/v1/tasks/not-a-uuid"), 422)
+
+
+async def test_a_task_shows_its_prompt_contract_and_optimizer_with_their_defaults(api: Api) -> None:
+    plain = (await api.client.post("/api/v1/tasks", json={"name": "plain"})).json()
+    assert plain["prompt_contract"] == "system" and plain["optimizer"] == "mipro"
+    body = {"name": "chosen", "schema_json": ["text"], "prompt_contract": "template", "optimizer": "gepa"}
+    chosen = await api.client.post("/api/v1/tasks", json=body)
+    assert chosen.status_code == 201, chosen.text
+    assert chosen.json()["prompt_contract"] == "template" and chosen.json()["optimizer"] == "gepa"
+    assert (await api.client.get(f"/api/v1/tasks/{chosen.json()['id']}")).json() == chosen.json()
+
+
+async def test_an_unknown_prompt_contract_or_optimizer_is_422_naming_the_field(api: Api) -> None:
+    for field, value in (("prompt_contract", "user"), ("optimizer", "bootstrap"), ("prompt_contract", None)):
+        response = await api.client.post("/api/v1/tasks", json={"name": "t", field: value})
+        assert assert_problem(response, 422)["errors"][0]["field"] == field
+    assert (await api.client.get("/api/v1/tasks")).json()["items"] == []
+
+
+async def test_the_prompt_contract_and_optimizer_can_be_changed_but_not_cleared(api: Api) -> None:
+    task = (await api.client.post("/api/v1/tasks", json={"name": "t", "schema_json": ["text"]})).json()
+    url = f"/api/v1/tasks/{task['id']}"
+    changed = await api.client.patch(url, json={"prompt_contract": "messages", "optimizer": "gepa"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["prompt_contract"] == "messages" and changed.json()["optimizer"] == "gepa"
+    assert (await api.client.get(url)).json() == changed.json()
+    for field, value in (("prompt_contract", None), ("prompt_contract", "chat"), ("optimizer", None)):
+        problem = assert_problem(await api.client.patch(url, json={field: value}), 422)
+        assert problem["errors"][0]["field"] == field
+    assert (await api.client.get(url)).json()["prompt_contract"] == "messages"

@@ -1,0 +1,268 @@
+"""Prompt candidates under a contract: grounded ones, vetted proposals, rendering and the choice (pure).
+
+A candidate is a *body* — a valid prompt file under the task's contract, without demos —
+plus the demos to show. :func:`render_file` turns the pair into the exact text written to
+the repository; :func:`shared.prompt_contract.render_messages` turns that text into the
+messages the application sends. The optimizer's DSPy program and every re-score go
+through these two functions, so a score inside DSPy and the export's score are the score
+of the same messages.
+
+Bodies come from three places: the prompt the application runs today (the baseline),
+*grounded* bodies built from what the task says about itself (its name, description,
+input fields and the label set of its gold outputs), and the teacher's proposals, each
+vetted first: a weak teacher proposes off-task or degenerate text, and such a proposal is
+dropped and counted instead of competing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.events.tasks import PromptContract
+from shared.prompt_contract import PromptContractError, fill, parse_prompt
+
+FORMAT_RULE = "Reply with the output only: no preamble, no explanation, no quotes."
+MAX_PROPOSAL_CHARS = 1200
+MIN_PROPOSAL_CHARS = 12
+Layout = Literal["instruction_first", "input_first"]
+LAYOUTS: tuple[Layout, ...] = ("instruction_first", "input_first")
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What the task says about itself: the material grounded candidates are built from."""
+
+    name: str
+    description: str
+    input_fields: tuple[str, ...]
+    labels: tuple[str, ...]  # the gold outputs' label set, most frequent first; () for free text
+
+    @property
+    def vocabulary(self) -> set[str]:
+        """Words a proposal about this task is expected to use at least one of."""
+        text = " ".join([self.name, self.description, *self.input_fields, *self.labels])
+        words = set(re.findall(r"[a-z][a-z0-9]{2,}", text.lower().replace("_", " ")))
+        return words | {"classify", "label", "answer", "output", "input", "category", "sentiment"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One rendered prompt: where it came from, its body and its demos."""
+
+    name: str
+    body: str
+    demos: tuple[Mapping[str, str], ...] = ()
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def escape(text: str) -> str:
+    """Literal text inside a ``str.format`` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def field_label(field: str) -> str:
+    return field.replace("_", " ").strip().capitalize() or field
+
+
+def input_block(fields: Sequence[str]) -> str:
+    """``Text: {text}`` lines, one per input field."""
+    return "\n".join(f"{field_label(f)}: {{{f}}}" for f in fields)
+
+
+def wrap_instruction(
+    contract: PromptContract, instruction: str, fields: Sequence[str], layout: Layout = "instruction_first"
+) -> str:
+    """A body under ``contract`` that carries ``instruction`` (plain text, braces literal)."""
+    instruction = instruction.strip()
+    if contract == "system":
+        return instruction
+    literal = escape(instruction)
+    if layout == "instruction_first":
+        template = f"{literal}\n\n{input_block(fields)}\nAnswer:"
+    else:
+        template = f"{input_block(fields)}\n\n{literal}"
+    if contract == "template":
+        return template
+    messages = [{"role": "system", "content": literal}, {"role": "user", "content": input_block(fields)}]
+    if layout == "input_first":
+        messages = [{"role": "user", "content": template}]
+    return json.dumps(messages, indent=2, ensure_ascii=False)
+
+
+def render_file(
+    contract: PromptContract, body: str, demos: Sequence[Mapping[str, str]], fields: Sequence[str]
+) -> str:
+    """The prompt file's text: ``body`` with ``demos`` shown the way the contract shows them.
+
+    - ``system``: an ``Examples:`` section after the instructions.
+    - ``template``: an ``Examples:`` section of ``Field: value`` / ``Answer: output`` blocks
+      before the template (braces escaped, so the application's ``str.format`` gives the
+      demo text back unchanged).
+    - ``messages``: each demo is a user turn and an assistant turn before the last user message.
+
+    Only a ``system`` file ends with a newline: in the other contracts every character of
+    the file reaches the model.
+    """
+    if contract == "system":
+        text = body.rstrip()
+        if demos:
+            lines = ["Examples:"]
+            for demo in demos:
+                lines += ["", _demo_input(demo, fields, bare_prefix="Input: "), f"Output: {demo['output']}"]
+            text += "\n\n" + "\n".join(lines)
+        return text + "\n"
+    if not demos:
+        return body
+    if contract == "template":
+        shown = [escape(f"{_demo_input(d, fields)}\nAnswer: {d['output']}") for d in demos]
+        return "Examples:\n\n" + "\n\n".join(shown) + "\n\n" + body
+    messages = json.loads(body)
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    turns = []
+    for demo in demos:
+        turns.append({"role": "user", "content": escape(fill(_last_user(body), demo))})
+        turns.append({"role": "assistant", "content": escape(demo["output"])})
+    return json.dumps(messages[:last] + turns + messages[last:], indent=2, ensure_ascii=False)
+
+
+def _demo_input(demo: Mapping[str, str], fields: Sequence[str], bare_prefix: str | None = None) -> str:
+    if bare_prefix is not None and len(fields) == 1:
+        return f"{bare_prefix}{demo[fields[0]]}"
+    if bare_prefix is not None:
+        return "\n".join(f"{f}: {demo[f]}" for f in fields)
+    return "\n".join(f"{field_label(f)}: {demo[f]}" for f in fields)
+
+
+def _last_user(body: str) -> str:
+    messages = json.loads(body)
+    return str(next(m["content"] for m in reversed(messages) if m["role"] == "user"))
+
+
+def strip_rendered_demos(contract: PromptContract, text: str) -> str:
+    """A ``system`` prompt without the ``Examples:`` section :func:`render_file` appends.
+
+    The optimizer starts from this, so demos are learned afresh instead of piling up from
+    one job to the next. (Template and messages demos are left in place: the baseline is
+    still scored exactly as the application runs it.)
+    """
+    if contract != "system":
+        return text
+    return text.split("\n\nExamples:\n", 1)[0].rstrip() or text
+
+
+def candidate_text(contract: PromptContract, candidate: Candidate, fields: Sequence[str]) -> str:
+    return render_file(contract, candidate.body, candidate.demos, fields)
+
+
+def is_valid_body(contract: PromptContract, body: str, fields: Sequence[str]) -> bool:
+    try:
+        parse_prompt(contract, body, fields)
+    except PromptContractError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- grounded bodies
+
+
+def output_rule(labels: Sequence[str]) -> str:
+    """How to answer: one of the labels when the outputs form a label set, else the output alone."""
+    if not labels:
+        return FORMAT_RULE
+    if len(labels) == 2:
+        shape = "one word" if all(" " not in label for label in labels) else "exactly one of these"
+        return f"Answer with {shape}: {labels[0]} or {labels[1]}."
+    return f"Answer with exactly one of: {', '.join(labels)}."
+
+
+def grounded_instructions(facts: TaskFacts) -> list[tuple[str, str]]:
+    """(name, instruction) pairs written from the task's own description, fields and labels."""
+    subject = field_label(facts.input_fields[0]).lower() if len(facts.input_fields) == 1 else "input"
+    topic = facts.name.replace("_", " ").replace("-", " ").strip() or "task"
+    rule = output_rule(facts.labels)
+    found: list[tuple[str, str]] = []
+    if facts.description.strip():
+        found.append(("grounded:description", f"{facts.description.strip()} {rule}"))
+    if len(facts.labels) == 2:
+        a, b = facts.labels
+        found.append(("grounded:question", f"Is the following {subject} {a} or {b}? {rule}"))
+        found.append(("grounded:which", f"Which is this {subject}: {a} or {b}? {rule}"))
+    elif facts.labels:
+        found.append(
+            ("grounded:classify", f"Classify the {subject} as one of: {', '.join(facts.labels)}. {rule}")
+        )
+    else:
+        given = ", ".join(f.replace("_", " ") for f in facts.input_fields)
+        found.append(("grounded:task", f"{topic.capitalize()}: given the {given}, write the output. {rule}"))
+    if facts.labels:
+        found.append(("grounded:label", f"Read the {subject} and give its label. {rule}"))
+    return found
+
+
+def grounded_bodies(contract: PromptContract, facts: TaskFacts) -> list[Candidate]:
+    """Every grounded instruction in every layout the contract has (one for ``system``)."""
+    layouts: Sequence[Layout] = ("instruction_first",) if contract == "system" else LAYOUTS
+    out: list[Candidate] = []
+    for name, instruction in grounded_instructions(facts):
+        for layout in layouts:
+            suffix = "" if contract == "system" else f"/{layout}"
+            out.append(
+                Candidate(
+                    f"{name}{suffix}", wrap_instruction(contract, instruction, facts.input_fields, layout)
+                )
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- vetting proposals
+
+
+def vet_proposal(text: str, facts: TaskFacts) -> str | None:
+    """Why a teacher's proposed instruction is unusable, or None when it may compete.
+
+    Dropped: too short or too long, markup debris, degenerate repetition, and text that
+    uses none of the task's words (off-task: a story writer for sentiment labels).
+    """
+    cleaned = text.strip()
+    if len(cleaned) < MIN_PROPOSAL_CHARS:
+        return "too short"
+    if len(cleaned) > MAX_PROPOSAL_CHARS:
+        return "too long"
+    if re.search(r"\[\s*#|#\w+#|\[\[ ##|```", cleaned):
+        return "markup"
+    tokens = re.findall(r"[a-z0-9']+", cleaned.lower())
+    if len(tokens) >= 12 and len(set(tokens)) / len(tokens) < 0.35:
+        return "repetitive"
+    if re.search(r"(.{6,}?)\1{3,}", cleaned):
+        return "repetitive"
+    if not set(re.findall(r"[a-z][a-z0-9]{2,}", cleaned.lower())) & facts.vocabulary:
+        return "off-task"
+    return None
+
+
+# ----------------------------------------------------------------------------- the choice
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate's text and its score on the validation set."""
+
+    candidate: Candidate
+    text: str
+    score: float
+
+
+def choose(scored: Sequence[Scored], baseline_name: str = "baseline") -> Scored:
+    """The best candidate on validation; a tie keeps the baseline, then the shorter text.
+
+    Keeping the baseline on a tie means a job never proposes a change it cannot show is better.
+    """
+    if not scored:
+        raise ValueError("no candidate was scored")
+    return max(scored, key=lambda s: (round(s.score, 9), s.candidate.name == baseline_name, -len(s.text)))

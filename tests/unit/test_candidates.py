@@ -1,0 +1,118 @@
+"""Prompt candidates under each contract: rendering, grounded bodies, vetting, the choice (no DSPy)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.optimizer.pipeline.candidates import (
+    Candidate,
+    Scored,
+    TaskFacts,
+    choose,
+    grounded_bodies,
+    is_valid_body,
+    output_rule,
+    render_file,
+    strip_rendered_demos,
+    vet_proposal,
+    wrap_instruction,
+)
+from services.optimizer.pipeline.dataset import label_space, majority_rate
+from services.optimizer.spec import Example
+from shared.prompt_contract import render_messages
+
+FACTS = TaskFacts("sentiment", "", ("text",), ("positive", "negative"))
+DEMOS = [{"text": "great {food}", "output": "positive"}, {"text": "cold", "output": "negative"}]
+CONTRACTS = ("system", "template", "messages")
+
+
+@pytest.mark.parametrize("contract", CONTRACTS)
+def test_every_grounded_body_is_a_valid_prompt_under_its_contract(contract: str) -> None:
+    bodies = grounded_bodies(contract, FACTS)  # type: ignore[arg-type]
+    assert len(bodies) >= 3
+    assert all(is_valid_body(contract, c.body, ["text"]) for c in bodies)  # type: ignore[arg-type]
+
+
+def test_a_two_label_task_gets_a_question_naming_both_labels_and_the_one_word_rule() -> None:
+    bodies = {c.name: c.body for c in grounded_bodies("template", FACTS)}
+    assert bodies["grounded:question/instruction_first"] == (
+        "Is the following text positive or negative? Answer with one word: positive or negative.\n\n"
+        "Text: {text}\nAnswer:"
+    )
+    assert bodies["grounded:question/input_first"].startswith("Text: {text}\n\nIs the following text")
+
+
+def test_free_text_tasks_get_the_format_rule_not_a_label_rule() -> None:
+    assert output_rule([]).startswith("Reply with the output only")
+    assert output_rule(["a", "b", "c"]) == "Answer with exactly one of: a, b, c."
+
+
+def test_template_demos_are_shown_filled_and_come_back_unchanged_through_str_format() -> None:
+    body = wrap_instruction("template", "Is it {good}?", ["text"])
+    text = render_file("template", body, DEMOS, ["text"])
+    messages = render_messages("template", text, {"text": "tasty"}, ["text"])
+    assert len(messages) == 1 and messages[0]["role"] == "user"
+    content = messages[0]["content"]
+    assert content.startswith("Examples:\n\nText: great {food}\nAnswer: positive\n\nText: cold")
+    assert content.endswith("Is it {good}?\n\nText: tasty\nAnswer:")
+
+
+def test_messages_demos_become_user_and_assistant_turns_before_the_real_input() -> None:
+    body = wrap_instruction("messages", "Label the sentiment.", ["text"])
+    text = render_file("messages", body, DEMOS, ["text"])
+    messages = render_messages("messages", text, {"text": "tasty"}, ["text"])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[1]["content"] == "Text: great {food}" and messages[2]["content"] == "positive"
+    assert messages[-1]["content"] == "Text: tasty"
+    assert json.loads(text)  # still a JSON list on disk
+
+
+def test_system_demos_follow_the_instructions_and_are_stripped_for_the_next_job() -> None:
+    text = render_file("system", "Label the sentiment.", DEMOS, ["text"])
+    assert "Examples:\n\nInput: great {food}\nOutput: positive" in text
+    assert strip_rendered_demos("system", text) == "Label the sentiment."
+    assert render_file("system", "Label it.", [], ["text"]) == "Label it.\n"
+
+
+@given(st.text(min_size=1, max_size=60), st.sampled_from(CONTRACTS))
+def test_any_instruction_wraps_into_a_valid_body(instruction: str, contract: str) -> None:
+    body = wrap_instruction(contract, instruction, ["text", "topic"])  # type: ignore[arg-type]
+    if instruction.strip():
+        assert is_valid_body(contract, body, ["text", "topic"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("proposal", "reason"),
+    [
+        ("short", "too short"),
+        ("[#dataset_description]#script_code#task_program#script_language#", "markup"),
+        ("You are a writer that helps people create great stories about dragons.", "off-task"),
+        ("positive " * 40, "repetitive"),
+        ("Decide whether the review text is positive or negative.", None),
+    ],
+)
+def test_degenerate_or_off_task_proposals_are_dropped(proposal: str, reason: str | None) -> None:
+    assert vet_proposal(proposal, FACTS) == reason
+
+
+def test_the_choice_is_the_best_on_validation_and_a_tie_keeps_the_baseline() -> None:
+    base = Scored(Candidate("baseline", "b"), "b", 0.5)
+    better = Scored(Candidate("grounded:x", "g"), "g", 0.75)
+    tie = Scored(Candidate("grounded:y", "y"), "y", 0.5)
+    assert choose([base, better, tie]).candidate.name == "grounded:x"
+    assert choose([tie, base]).candidate.name == "baseline"
+
+
+def test_a_label_set_is_few_repeated_short_outputs() -> None:
+    assert label_space(["Positive", "negative", "positive.", "Negative"]) == ["negative", "positive"]
+    assert label_space(["a long free answer", "another one"]) == []
+    assert label_space(["x", "x", "y"]) == []  # y seen once: not a label set
+
+
+def test_the_majority_rate_is_the_share_of_the_most_frequent_label() -> None:
+    rows = [Example(inputs={"text": str(i)}, output=o, score=1) for i, o in enumerate(["a", "a", "b", "a"])]
+    assert majority_rate(rows, ["a", "b"]) == 0.75
