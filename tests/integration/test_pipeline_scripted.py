@@ -215,3 +215,23 @@ def test_gepa_runs_with_the_same_trials_candidates_and_export_path(llm: Scripted
     assert result.export_score is not None and result.baseline_score is not None
     assert result.export_score >= result.baseline_score
     assert result.llm_calls == llm.total_calls
+
+
+class SystemDeafLLM(ScriptedLLM):
+    """Like the embedded 135M model: answers plain calls as if there were no system message."""
+
+    def _answer(self, messages: list[dict[str, Any]], response_format: Any) -> tuple[str, str]:
+        plain = response_format is None and not any("[[ ## " in str(m.get("content", "")) for m in messages)
+        if plain and messages and messages[0].get("role") == "system":
+            messages = [m for m in messages if m.get("role") != "system"]
+        return super()._answer(messages, response_format)
+
+
+def test_a_model_that_ignores_system_prompts_is_said_plainly_and_the_baseline_is_kept() -> None:
+    with SystemDeafLLM() as llm:
+        result, _ = run(ticket_spec(llm, max_trials=3))
+
+    assert result.no_prompt_score is not None and result.baseline_score is not None
+    assert result.export_score == result.baseline_score  # nothing beats it, so nothing is proposed
+    assert result.chosen_candidate == "baseline"
+    assert any("ignores system prompts" in note for note in result.notes)

@@ -92,6 +92,26 @@ class ContractAdapter(dspy.ChatAdapter):  # type: ignore[misc]
         return [{**empty, "output": _reply_text(o).strip()} for o in outputs]
 
 
+def with_gold_outputs(demo_sets: Any, trainset: Sequence[Any], fields: Sequence[str]) -> Any:
+    """Bootstrapped demos, each showing its example's gold output instead of the model's reply.
+
+    A bootstrapped demo is a training example the model answered well enough for the
+    metric (``the sentiment of this review can be classified as positive …``). The file
+    then teaches that reply's form; the gold output (``positive``) is what the users
+    scored as right, so that is what a demo shows.
+    """
+    if not demo_sets:
+        return demo_sets
+    gold = {tuple(str(e[name]) for name in fields): e.output for e in trainset}
+    for sets in demo_sets.values():
+        for demo_set in sets:
+            for i, demo in enumerate(demo_set):
+                key = tuple(str(demo.get(name, "")) for name in fields)
+                if key in gold and demo.get("output") != gold[key]:
+                    demo_set[i] = demo.copy(output=gold[key])
+    return demo_sets
+
+
 class TaskProgram(dspy.Module):  # type: ignore[misc]
     """The task as a DSPy program: the input fields in, ``output`` out; instructions = a prompt body."""
 
@@ -164,10 +184,12 @@ class KaizenMIPRO(dspy.MIPROv2):  # type: ignore[misc]
         self.trials_completed = 0
         self.best_score: float | None = None
 
-    def _bootstrap_fewshot_examples(self, *args: Any, **kwargs: Any) -> Any:
-        demos = super()._bootstrap_fewshot_examples(*args, **kwargs)
+    def _bootstrap_fewshot_examples(
+        self, program: Any, trainset: list[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        demos = super()._bootstrap_fewshot_examples(program, trainset, *args, **kwargs)
         self.meter.check()  # a safe point: nothing half-done to lose
-        return demos
+        return with_gold_outputs(demos, trainset, self.facts.input_fields)
 
     def _propose_instructions(
         self,
