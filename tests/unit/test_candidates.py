@@ -37,13 +37,14 @@ def test_every_grounded_body_is_a_valid_prompt_under_its_contract(contract: str)
     assert all(is_valid_body(contract, c.body, ["text"]) for c in bodies)  # type: ignore[arg-type]
 
 
-def test_a_two_label_task_gets_a_question_naming_both_labels_and_the_one_word_rule() -> None:
+def test_a_two_label_task_gets_the_question_in_both_orders_phrased_for_its_place() -> None:
     bodies = {c.name: c.body for c in grounded_bodies("template", FACTS)}
-    assert bodies["grounded:question/instruction_first"] == (
-        "Is the following text positive or negative? Answer with one word: positive or negative.\n\n"
-        "Text: {text}\nAnswer:"
+    assert bodies["grounded:question:positive/instruction_first"] == (
+        "Is the following text positive or negative? Answer with one word.\n\nText: {text}\nAnswer:"
     )
-    assert bodies["grounded:question/input_first"].startswith("Text: {text}\n\nIs the following text")
+    assert bodies["grounded:question:negative/input_first"] == (
+        "Text: {text}\n\nIs this text negative or positive? Answer with one word."
+    )
 
 
 def test_free_text_tasks_get_the_format_rule_not_a_label_rule() -> None:

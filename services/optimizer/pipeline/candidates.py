@@ -181,27 +181,31 @@ def output_rule(labels: Sequence[str]) -> str:
     return f"Answer with exactly one of: {', '.join(labels)}."
 
 
-def grounded_instructions(facts: TaskFacts) -> list[tuple[str, str]]:
-    """(name, instruction) pairs written from the task's own description, fields and labels."""
+def grounded_instructions(facts: TaskFacts, layout: Layout = "instruction_first") -> list[tuple[str, str]]:
+    """(name, instruction) pairs written from the task's own description, fields and labels.
+
+    Phrased for where the instruction stands: before the input it speaks of "the
+    following text", after it of "this text". For two labels the question is asked in
+    both orders, because a small model tends to echo the first label it is offered.
+    """
     subject = field_label(facts.input_fields[0]).lower() if len(facts.input_fields) == 1 else "input"
     topic = facts.name.replace("_", " ").replace("-", " ").strip() or "task"
-    rule = output_rule(facts.labels)
+    this = f"the following {subject}" if layout == "instruction_first" else f"this {subject}"
     found: list[tuple[str, str]] = []
     if facts.description.strip():
-        found.append(("grounded:description", f"{facts.description.strip()} {rule}"))
+        found.append(("grounded:description", f"{facts.description.strip()} {output_rule(facts.labels)}"))
     if len(facts.labels) == 2:
-        a, b = facts.labels
-        found.append(("grounded:question", f"Is the following {subject} {a} or {b}? {rule}"))
-        found.append(("grounded:which", f"Which is this {subject}: {a} or {b}? {rule}"))
+        for a, b in (facts.labels, facts.labels[::-1]):
+            found.append((f"grounded:question:{a}", f"Is {this} {a} or {b}? Answer with one word."))
+        found.append(("grounded:classify", f"Classify {this} as {facts.labels[0]} or {facts.labels[1]}."))
     elif facts.labels:
-        found.append(
-            ("grounded:classify", f"Classify the {subject} as one of: {', '.join(facts.labels)}. {rule}")
-        )
+        found.append(("grounded:classify", f"Classify {this} as one of: {', '.join(facts.labels)}."))
+        found.append(("grounded:label", f"Read {this} and give its label. {output_rule(facts.labels)}"))
     else:
         given = ", ".join(f.replace("_", " ") for f in facts.input_fields)
-        found.append(("grounded:task", f"{topic.capitalize()}: given the {given}, write the output. {rule}"))
-    if facts.labels:
-        found.append(("grounded:label", f"Read the {subject} and give its label. {rule}"))
+        found.append(
+            ("grounded:task", f"{topic.capitalize()}: given the {given}, write the output. {FORMAT_RULE}")
+        )
     return found
 
 
@@ -209,14 +213,11 @@ def grounded_bodies(contract: PromptContract, facts: TaskFacts) -> list[Candidat
     """Every grounded instruction in every layout the contract has (one for ``system``)."""
     layouts: Sequence[Layout] = ("instruction_first",) if contract == "system" else LAYOUTS
     out: list[Candidate] = []
-    for name, instruction in grounded_instructions(facts):
-        for layout in layouts:
-            suffix = "" if contract == "system" else f"/{layout}"
-            out.append(
-                Candidate(
-                    f"{name}{suffix}", wrap_instruction(contract, instruction, facts.input_fields, layout)
-                )
-            )
+    for layout in layouts:
+        suffix = "" if contract == "system" else f"/{layout}"
+        for name, instruction in grounded_instructions(facts, layout):
+            body = wrap_instruction(contract, instruction, facts.input_fields, layout)
+            out.append(Candidate(f"{name}{suffix}", body))
     return out
 
 
