@@ -310,6 +310,21 @@ class LocalKafka:
             log_path=str(self.server_log),
         )
 
+    def pid_running(self, pid: int) -> bool:
+        """Whether ``pid`` still runs this home's broker (cheap: for a supervisor's watch loop)."""
+        return _pid_alive(pid) and self._is_our_broker(pid)
+
+    def collect(self, pid: int) -> int | None:
+        """Reap the broker JVM ``pid`` once it has exited; its exit code if this process started it.
+
+        The JVM is our child when this process started it: without this it stays a zombie.
+        """
+        if _pid_alive(pid):
+            return None
+        if _read_text(self.pid_file) == f"{pid}\n":
+            self.pid_file.unlink(missing_ok=True)
+        return _reap(pid)
+
     def _live_pid(self) -> int | None:
         """This home's running broker: from the pid file, else found in ``/proc``.
 

@@ -12,7 +12,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from kaizen_cli.fake_git.demo import dev_app
 from kaizen_cli.kafka_cmd import kafka_app
+from kaizen_cli.keys_cmd import keys_app
 from kaizen_cli.prompts_cmd import prompts_app
 from shared.settings import Settings, get_settings
 
@@ -20,7 +22,9 @@ app = typer.Typer(
     help="Kaizen: better prompts from scored feedback, delivered as pull requests.", no_args_is_help=True
 )
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(keys_app, name="keys")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(dev_app, name="dev")
 err = Console(stderr=True)
 out = Console()
 

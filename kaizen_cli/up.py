@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from aiokafka.errors import KafkaError
 from rich.console import Console
 
+from kaizen_cli import keys_cmd
 from kaizen_cli.kafka_local import LocalKafka, LocalKafkaError
 from kaizen_cli.supervisor import Supervisor, child_env
 from shared.events.topics import Topics
 from shared.kafka.admin import ensure_topics
+from shared.kafka.producer import LogUnavailable
 from shared.kafka.ready import wait_ready
 from shared.settings import Settings
 
@@ -42,6 +44,8 @@ def run_up(settings: Settings) -> int:
     supervisor.install_signal_handlers()
     try:
         bootstrap = _start_kafka(kafka, settings)
+        if kafka is not None:
+            supervisor.watch_broker(kafka)  # a broker whose JVM dies is restarted, services keep running
         asyncio.run(
             ensure_topics(
                 bootstrap,
@@ -57,7 +61,7 @@ def run_up(settings: Settings) -> int:
             supervisor.add(name, module, logs)
         api = f"http://{settings.api_host}:{settings.api_port}"
         _wait_api(api, supervisor)
-        key = _first_key(api, home)
+        key = _first_key(api, home, bootstrap, settings)
         out.print(f"\n[bold green]Kaizen is up.[/]  API: [bold]{api}[/]   docs: {api}/docs")
         out.print(
             f"First API key: [bold]{key}[/]"
@@ -125,25 +129,27 @@ def _wait_api(api: str, supervisor: Supervisor) -> None:
     _wait_for("the API", lambda: _get(f"{api}/health") in (200, 503), supervisor, 120)
 
 
-def _first_key(api: str, home: Path) -> str | None:
-    """Bootstrap the first API key (only possible while none exists); keep it in first-key.txt."""
-    request = urllib.request.Request(  # noqa: S310 (loopback URL we built)
-        f"{api}/api/v1/keys/bootstrap",
-        method="POST",
-        data=json.dumps({"name": "first key"}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            key = str(json.load(response)["key"])
-    except urllib.error.HTTPError as exc:
-        if exc.code == 403:
-            path = home / "first-key.txt"
-            return path.read_text().strip() if path.exists() else None
-        raise RuntimeError(
-            f"bootstrapping the first API key failed: HTTP {exc.code} {exc.read()[:300]!r}"
-        ) from exc
+def _first_key(api: str, home: Path, bootstrap: str, settings: Settings) -> str | None:
+    """Create the first admin key through the log, as `kaizen keys bootstrap` does (only
+    possible while no key exists); keep it in first-key.txt."""
     path = home / "first-key.txt"
+    topics = Topics(settings.topic_prefix)
+    try:
+        key = asyncio.run(
+            keys_cmd.bootstrap_first_key(
+                bootstrap,
+                topics,
+                "first key",
+                partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+            )
+        )
+    except keys_cmd.KeysExist:
+        return path.read_text().strip() if path.exists() else None
+    except (LogUnavailable, KafkaError) as exc:
+        raise RuntimeError(f"bootstrapping the first API key failed: {exc}") from exc
+    if not keys_cmd.wait_accepted(api, key, 30):
+        raise RuntimeError("the API did not accept the first API key within 30 s")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")

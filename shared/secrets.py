@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from shared.private_files import ensure_private_file
 from shared.settings import Settings
 
 
@@ -39,8 +40,9 @@ def _fernet(key: bytes, origin: str) -> Fernet:
 def _read_or_create(path: Path) -> bytes:
     """Create the key file atomically; a process that loses the race reads the winner's key."""
     if path.exists():
+        ensure_private_file(path)  # a key file from an older install may be world-readable
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

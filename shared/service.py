@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.events.envelope import Envelope
-from shared.events.ops import ServiceHeartbeat
+from shared.events.ops import LoopReport, ServiceHeartbeat
 from shared.events.topics import Topics
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import EventLog, LogUnavailable
+from shared.loops import LoopHealth
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,22 +33,45 @@ async def heartbeat_loop(
     stop: asyncio.Event,
     interval: float,
     active_jobs: Callable[[], int] | None = None,
+    *,
+    health: LoopHealth | None = None,
+    loops: Callable[[], list[LoopReport]] | None = None,
+    instance: str | None = None,
 ) -> None:
-    """Announce this instance every ``interval`` seconds until ``stop`` is set."""
-    instance = instance_name(service)
+    """Announce this instance, and how its loops fare, every ``interval`` seconds until ``stop``.
+
+    ``health`` is this loop's own record; ``loops`` reports every loop of the process.
+    Pass ``instance`` when the loop may be restarted, so the instance keeps its name.
+    """
+    instance = instance or instance_name(service)
     while not stop.is_set():
-        beat = ServiceHeartbeat(
-            service=service,
-            instance=instance,
-            pid=os.getpid(),
-            active_jobs=active_jobs() if active_jobs else 0,
-        )
-        try:
-            await events.append(Envelope.wrap(beat, source=service))
-        except LogUnavailable as exc:
-            log.warning("heartbeat not sent: %s", exc)
+        # Taken before this round starts, so this loop never reports itself mid-round.
+        reports = loops() if loops else []
+        with health.iteration() if health is not None else contextlib.nullcontext():
+            await _beat(events, service, instance, active_jobs, reports)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+
+
+async def _beat(
+    events: EventLog,
+    service: str,
+    instance: str,
+    active_jobs: Callable[[], int] | None,
+    loops: list[LoopReport],
+) -> None:
+    beat = ServiceHeartbeat(
+        service=service,
+        instance=instance,
+        pid=os.getpid(),
+        active_jobs=active_jobs() if active_jobs else 0,
+        loops=loops,
+    )
+    try:
+        await events.append(Envelope.wrap(beat, source=service))
+    except LogUnavailable as exc:
+        # A missed beat is the news itself: /health names the silent instance.
+        log.warning("heartbeat not sent: %s", exc)
 
 
 @dataclass(frozen=True)

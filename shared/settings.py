@@ -14,6 +14,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.git_policy import DEFAULT_GIT_HOSTS, Origin, parse_allowlist
+from shared.model_policy import DEFAULT_ALLOWED_MODELS, ModelPrice, ModelRules, parse_patterns
+
+#: The shortest bootstrap token accepted: whoever guesses it gets the first admin key.
+MIN_BOOTSTRAP_TOKEN = 16
 
 
 class Settings(BaseSettings):
@@ -54,6 +58,17 @@ class Settings(BaseSettings):
         "openai/smollm2", description="LiteLLM model string used when a task names none."
     )
     default_judge_model: str = Field("openai/smollm2", description="LiteLLM model string for the LLM judge.")
+    allowed_models: str = Field(
+        DEFAULT_ALLOWED_MODELS,
+        description="fnmatch patterns (comma-separated) of the LiteLLM model strings a task may name "
+        "(teacher_model, judge_model, evaluator_config.task_model); the default models are always "
+        "allowed, URL-like model strings never. Empty: only the default models.",
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='JSON: model -> {"input_usd_per_million": x, "output_usd_per_million": y}. '
+        "Prices a model LiteLLM does not know, so a task's cost_budget can be enforced with it.",
+    )
     optimizer_concurrency: int = Field(
         2, ge=1, le=64, description="Jobs of different tasks run at once per optimizer."
     )
@@ -62,6 +77,11 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Interval of service heartbeats (seen in /health)."
     )
     write_timeout_seconds: float = Field(10.0, gt=0, description="How long a write waits for the projector.")
+    loop_stall_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="A background loop with no progress for longer than this makes /health and /livez fail.",
+    )
     retry_pr_timeout_seconds: float = Field(
         60.0, gt=0, description="How long retry-pr waits for the outcome."
     )
@@ -73,6 +93,37 @@ class Settings(BaseSettings):
         description="Git API origins that may receive a task's token: scheme://host[:port], "
         "comma-separated. https only, unless an origin is listed with http://. Empty: none.",
     )
+
+    bootstrap_token: SecretStr | None = Field(
+        None,
+        description="Secret that opens POST /api/v1/keys/bootstrap (sent as X-Bootstrap-Token), "
+        "at least 16 characters. Unset (and no file): the first key comes from `kaizen keys bootstrap`.",
+    )
+    bootstrap_token_file: Path | None = Field(
+        None, description="A file holding the bootstrap token instead (e.g. a mounted secret)."
+    )
+
+    @field_validator("bootstrap_token")
+    @classmethod
+    def _bootstrap_token_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value().strip()) < MIN_BOOTSTRAP_TOKEN:
+            raise ValueError(f"must be at least {MIN_BOOTSTRAP_TOKEN} characters")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("bootstrap_token_file")
+    @classmethod
+    def _bootstrap_token_file_is_readable(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        try:
+            token = value.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        if len(token) < MIN_BOOTSTRAP_TOKEN:
+            raise ValueError(f"{value} must hold a token of at least {MIN_BOOTSTRAP_TOKEN} characters")
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -96,6 +147,22 @@ class Settings(BaseSettings):
         return parse_allowlist(self.git_hosts)
 
     @property
+    def resolved_bootstrap_token(self) -> str | None:
+        """The bootstrap secret (the variable wins over the file); ``None``: HTTP bootstrap is off.
+
+        The file is read on each call, so a rotated secret applies without a restart.
+        """
+        if self.bootstrap_token is not None:
+            return self.bootstrap_token.get_secret_value()
+        if self.bootstrap_token_file is None:
+            return None
+        try:
+            token = self.bootstrap_token_file.read_text().strip()
+        except OSError:
+            return None
+        return token if len(token) >= MIN_BOOTSTRAP_TOKEN else None
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -104,6 +171,26 @@ class Settings(BaseSettings):
     @property
     def resolved_kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _allowed_models_are_patterns(cls, value: str) -> str:
+        return ",".join(parse_patterns(value))
+
+    @property
+    def resolved_llm_api_base(self) -> str:
+        """Where the default models are served: the configured endpoint or the embedded server."""
+        return self.llm_api_base or f"http://127.0.0.1:{self.llm_port}/v1"
+
+    @property
+    def model_rules(self) -> ModelRules:
+        return ModelRules(
+            patterns=parse_patterns(self.allowed_models),
+            default_teacher=self.default_teacher_model,
+            default_judge=self.default_judge_model,
+            default_api_base=self.resolved_llm_api_base,
+            prices=dict(self.model_prices),
+        )
 
 
 @lru_cache(maxsize=1)

@@ -25,11 +25,12 @@ from services.api import SERVICE_NAME
 from shared.events import codec
 from shared.events.base import Event
 from shared.events.envelope import Envelope
-from shared.kafka.producer import EventLog, Position
+from shared.kafka.producer import EventLog, LogUnavailable, Position
 from shared.readmodel.tables import projector_offsets, request_outcomes
 
 if TYPE_CHECKING:
     from services.api.keyfeed import KeyFeed
+    from services.api.probe import BrokerState
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.005
@@ -38,6 +39,10 @@ T = TypeVar("T")
 
 #: Kafka's default record limit is 1 MiB (producer ``max_request_size``, broker ``message.max.bytes``).
 MAX_EVENT_BYTES = 1_000_000
+
+
+class KafkaKnownDown(LogUnavailable):
+    """The broker is known to be unreachable, so the write was refused without trying."""
 
 
 class NotYetVisible(TimeoutError):
@@ -170,15 +175,25 @@ class Writer:
     Visible means: the projector applied them, and, for key events, this process's key
     feed folded them too, so the key a request created or revoked is honoured or refused
     here as soon as the request returns.
+
+    While ``broker`` knows Kafka is unreachable, appends are refused at once (a 503 in
+    milliseconds rather than after the producer's timeout); a write that times out
+    teaches ``broker`` the same, and the background probe tells it when Kafka is back.
     """
 
     def __init__(
-        self, events: EventLog, watcher: ProjectionWatcher, timeout: float, keys: KeyFeed | None = None
+        self,
+        events: EventLog,
+        watcher: ProjectionWatcher,
+        timeout: float,
+        keys: KeyFeed | None = None,
+        broker: BrokerState | None = None,
     ) -> None:
         self.events = events
         self.watcher = watcher
         self.timeout = timeout
         self.keys = keys
+        self.broker = broker
 
     async def append(self, request_id: str, events: list[Event]) -> list[Position]:
         """Append and wait for Kafka's acknowledgement; raises ``LogUnavailable``."""
@@ -187,7 +202,17 @@ class Writer:
         for envelope in envelopes:
             if (size := len(codec.encode(envelope))) > MAX_EVENT_BYTES:
                 raise EventTooLarge(size)
-        return await self.events.append_all(envelopes)
+        if self.broker is None:
+            return await self.events.append_all(envelopes)
+        if self.broker.known_down:
+            raise KafkaKnownDown("Kafka is known to be unreachable; the write was not attempted")
+        try:
+            positions = await self.events.append_all(envelopes)
+        except LogUnavailable as exc:
+            self.broker.failed(str(exc), decisive=True)
+            raise
+        self.broker.answered()
+        return positions
 
     async def write(self, request_id: str, *events: Event) -> list[Position]:
         """A plain write: append, then wait until the read model shows it."""

@@ -1,5 +1,9 @@
 """Dependencies, declared once as ``Annotated`` aliases (fastapi/full-stack-fastapi-template).
 
+Roles are enforced here and only here: every route under ``/api/v1`` (but bootstrap)
+takes exactly one of :data:`IngestKey`, :data:`ReadKey`, :data:`AdminKey`, and a test
+walks the app's routes to keep it so.
+
 Routes never hold a database connection while they wait for the projector: they open
 short connections from ``ReadModel`` (``async with db.connect() as conn``) around each
 read, so a burst of waiting writes cannot drain the pool.
@@ -26,6 +30,7 @@ from services.api.probe import LogProbe
 from services.api.problems import ProblemError
 from services.api.queries import keys
 from services.api.security import hash_key, hashes_match, is_well_formed
+from shared.events.keys import KeyRole
 from shared.events.topics import Topics
 from shared.kafka.producer import EventLog
 from shared.settings import Settings
@@ -128,3 +133,41 @@ async def _active_key(context: ContextDep, digest: str) -> KeyRecord | None:
 
 
 CurrentKey = Annotated[KeyRecord, Depends(current_key)]
+
+
+class RoleCheck:
+    """Admits a key whose role is ``role``, or ``admin``; anything else gets 403.
+
+    The roles are separate grants, not a ladder: an ``ingest`` key (an application sending
+    feedback) reads nothing, and a ``read`` key (a dashboard) writes nothing.
+    """
+
+    def __init__(self, role: KeyRole) -> None:
+        self.role: KeyRole = role
+
+    async def __call__(self, key: CurrentKey) -> KeyRecord:
+        if key.role in (self.role, "admin"):
+            return key
+        needed = "an admin key" if self.role == "admin" else f"a key with role {self.role!r} or 'admin'"
+        raise ProblemError(
+            403,
+            f"this endpoint needs {needed}; this key's role is {key.role!r}",
+            title="Role not allowed",
+            slug="forbidden-role",
+            required_role=self.role,
+        )
+
+
+ROLE_CHECKS: dict[KeyRole, RoleCheck] = {role: RoleCheck(role) for role in ("ingest", "read", "admin")}
+
+#: Feedback and seed uploads: what an application's key needs.
+IngestKey = Annotated[KeyRecord, Depends(ROLE_CHECKS["ingest"])]
+#: Every GET.
+ReadKey = Annotated[KeyRecord, Depends(ROLE_CHECKS["read"])]
+#: Everything that changes configuration or starts work: keys, tasks, prompts, jobs.
+AdminKey = Annotated[KeyRecord, Depends(ROLE_CHECKS["admin"])]
+
+
+async def still_active(context: ApiContext, key: KeyRecord) -> bool:
+    """Whether ``key`` is still active: what a long-lived response re-checks as it runs."""
+    return await _active_key(context, key.key_hash) is not None

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 NOT_VISIBLE = "the write is durable in the log but not yet visible; retry the GET"
 KAFKA_DOWN = "Kafka is unavailable; nothing was written; retry"
+RETRY_AFTER_SECONDS = 2
 
 
 def request_id(request: Request) -> str:
@@ -59,8 +60,11 @@ async def on_validation(request: Request, exc: Exception) -> Response:
 
 async def on_log_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("append refused: %s", exc)
+    # The API probes the broker every second; a client retrying sooner only adds load.
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return _problem(
-        request, ProblemError(503, KAFKA_DOWN, title="Kafka unavailable", slug="kafka-unavailable")
+        request,
+        ProblemError(503, KAFKA_DOWN, title="Kafka unavailable", slug="kafka-unavailable", headers=retry),
     )
 
 

@@ -3,7 +3,8 @@
 The keys topic has one partition, so every API process folds the same events in the
 same order as the projector and reaches the same answer: a key created by a request is
 active unless it is a bootstrap key arriving after any other key; a revoked key stays
-revoked. Pure: no I/O here (``services/api/keyfeed.py`` feeds it from Kafka).
+revoked; a revocation that must keep the last admin (``keep_last_admin``) is refused
+when no other admin key is active. Pure: no I/O here (``services/api/keyfeed.py`` feeds it from Kafka).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from services.api.security import hashes_match
+from services.api.security import hash_key, hashes_match, key_prefix, new_api_key
 from shared.events.envelope import Envelope
-from shared.events.keys import ApiKeyCreated, ApiKeyRevoked
+from shared.events.keys import ApiKeyCreated, ApiKeyRevoked, KeyRole
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class KeyRecord:
     bootstrap: bool
     created_at: datetime
     revoked_at: datetime | None = None
+    role: str = "admin"
 
     @classmethod
     def from_row(cls, row: Any) -> KeyRecord:
@@ -52,7 +54,7 @@ class KeyRing:
         if isinstance(event, ApiKeyCreated):
             self._created(event, envelope.time)
         elif isinstance(event, ApiKeyRevoked):
-            self._revoked(event.key_id, envelope.time)
+            self._revoked(event, envelope.time)
 
     def _created(self, event: ApiKeyCreated, time: datetime) -> None:
         # The projector's rules: the first event of an id or a hash wins, and a bootstrap
@@ -64,14 +66,21 @@ class KeyRing:
             return
         self._hash_of[key_id] = event.key_hash
         self._by_hash[event.key_hash] = KeyRecord(
-            key_id, event.name, event.key_hash, event.prefix, "active", event.bootstrap, time
+            key_id, event.name, event.key_hash, event.prefix, "active", event.bootstrap, time, role=event.role
         )
 
-    def _revoked(self, key_id: uuid.UUID, time: datetime) -> None:
-        key_hash = self._hash_of.get(str(key_id))
+    def _revoked(self, event: ApiKeyRevoked, time: datetime) -> None:
+        key_hash = self._hash_of.get(str(event.key_id))
         record = self._by_hash.get(key_hash) if key_hash is not None else None
-        if record is not None and record.status == "active":
-            self._by_hash[record.key_hash] = replace(record, status="revoked", revoked_at=time)
+        if record is None or record.status != "active":
+            return
+        if event.keep_last_admin and record.role == "admin" and self.active_admins() <= 1:
+            return
+        self._by_hash[record.key_hash] = replace(record, status="revoked", revoked_at=time)
+
+    def active_admins(self) -> int:
+        """How many admin keys are active: the projector's count, for the last-admin rule."""
+        return sum(1 for r in self._by_hash.values() if r.role == "admin" and r.status == "active")
 
     def known(self, presented_hash: str) -> KeyRecord | None:
         """The key (active or revoked) whose hash is ``presented_hash``, or ``None``.
@@ -88,3 +97,17 @@ class KeyRing:
         """The active key whose hash is ``presented_hash``; ``None`` for unknown and revoked keys."""
         record = self.known(presented_hash)
         return record if record is not None and record.status == "active" else None
+
+
+def new_key_event(name: str, role: KeyRole, bootstrap: bool = False) -> tuple[str, ApiKeyCreated]:
+    """A fresh key and the event that issues it (the API and ``kaizen keys bootstrap``)."""
+    key = new_api_key()
+    event = ApiKeyCreated(
+        key_id=uuid.uuid4(),
+        name=name,
+        key_hash=hash_key(key),
+        prefix=key_prefix(key),
+        bootstrap=bootstrap,
+        role=role,
+    )
+    return key, event

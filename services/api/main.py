@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
@@ -19,10 +19,11 @@ from services.api import SERVICE_NAME, errors, limits, openapi
 from services.api.adapters import ProjectionWatcher, Writer
 from services.api.deps import ApiContext
 from services.api.keyfeed import KeyFeed
-from services.api.probe import LogProbe
+from services.api.probe import LogProbe, watch_broker
 from services.api.routes import api_router, health
 from shared.events.topics import Topics
 from shared.kafka.producer import EventLog, LogUnavailable
+from shared.loops import Loops
 from shared.readmodel.db import create_schema, make_engine
 from shared.secrets import load_fernet
 from shared.settings import Settings
@@ -48,8 +49,13 @@ def create_app(
     topics: Topics | None = None,
     bootstrap: str | None = None,
     db_url: str | None = None,
+    on_loop_failure: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The API for ``settings``; ``topics``, ``bootstrap`` and ``db_url`` override them (tests)."""
+    """The API for ``settings``; ``topics``, ``bootstrap`` and ``db_url`` override them (tests).
+
+    ``on_loop_failure`` runs when a background loop gives up (the server's entry point
+    stops the server, then exits non-zero); without it only ``/livez`` turns 503.
+    """
     fernet = load_fernet(settings)  # fail at start, with a clear message, on a bad key
 
     @contextlib.asynccontextmanager
@@ -63,22 +69,27 @@ def create_app(
         watcher = ProjectionWatcher(engine)
         probe = LogProbe(servers, names)
         key_feed = KeyFeed(servers, names.keys)
+        stopping = asyncio.Event()
+        loops = app.state.loops = Loops(stopping, on_fatal=on_loop_failure or (lambda: None))
         app.state.kaizen = ApiContext(
             settings,
             names,
             engine,
             events,
             watcher,
-            Writer(events, watcher, settings.write_timeout_seconds, key_feed),
+            Writer(events, watcher, settings.write_timeout_seconds, key_feed, probe.state),
             probe,
             fernet,
             key_feed,
         )
         warm_up = asyncio.create_task(_connect(events), name="api-connect-kafka")
         key_feed.start()
+        loops.spawn("broker-watch", lambda health: watch_broker(probe, stopping, health))
         try:
             yield
         finally:
+            stopping.set()
+            await loops.close()
             await asyncio.gather(warm_up, return_exceptions=True)
             await key_feed.close()
             await watcher.close()
@@ -93,6 +104,12 @@ def create_app(
     app.include_router(health.router)
     app.include_router(api_router)
     return app
+
+
+def loop_failed(app: FastAPI) -> bool:
+    """Whether a background loop of ``app`` gave up (the process should exit non-zero)."""
+    loops: Loops | None = getattr(app.state, "loops", None)
+    return loops is not None and loops.failure is not None
 
 
 async def _connect(events: EventLog) -> None:

@@ -40,3 +40,8 @@ def key_prefix(key: str) -> str:
 def hashes_match(stored: str, presented: str) -> bool:
     """Constant-time comparison, so response times reveal nothing about stored hashes."""
     return hmac.compare_digest(stored.encode(), presented.encode())
+
+
+def bootstrap_token_matches(configured: str, presented: str) -> bool:
+    """Constant-time, and comparing digests so the time reveals not even the token's length."""
+    return hmac.compare_digest(hash_key(configured).encode(), hash_key(presented).encode())

@@ -11,12 +11,13 @@ from shared.settings import Settings
 
 
 def model_defaults(settings: Settings) -> ModelDefaults:
-    api_base = settings.llm_api_base or f"http://127.0.0.1:{settings.llm_port}/v1"
     return ModelDefaults(
         teacher_model=settings.default_teacher_model,
         judge_model=settings.default_judge_model,
-        default_api_base=api_base,
+        default_api_base=settings.resolved_llm_api_base,
         time_limit_seconds=settings.job_time_limit_seconds,
+        allowed_models=settings.model_rules.patterns,
+        prices=dict(settings.model_prices),
     )
 
 

@@ -18,6 +18,7 @@ from shared.events.topics import Topics
 from shared.kafka.consumer import EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
+from shared.loops import Loops
 from shared.service import heartbeat_loop, instance_name
 
 log = logging.getLogger(__name__)
@@ -34,18 +35,22 @@ async def run_optimizer(
     heartbeat_seconds: float = 5.0,
     group_id: str | None = None,
 ) -> None:
-    """Fold the task topic, trigger jobs and run them until ``stop`` is set."""
+    """Fold the task topic, trigger jobs and run them until ``stop`` is set.
+
+    Raises :class:`shared.loops.LoopFailed` when a background loop gave up.
+    """
     group = group_id or topics.group(GROUP)
     engine = local_state_engine(state_path)
     store = StateStore(engine)
     await store.create()
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
     trigger = Trigger(store, events)
+    instance = instance_name(SERVICE_NAME)
     runner = JobRunner(
         store,
         events,
         lambda job, settings, rows: build_spec(job, settings, rows, defaults),
-        worker=instance_name(SERVICE_NAME),
+        worker=instance,
         concurrency=concurrency,
         time_limit=defaults.time_limit_seconds,
     )
@@ -56,30 +61,39 @@ async def run_optimizer(
         # partitions now owned by another member are stopped (that member resumes them).
         await runner.release(runner.partitions() - {tp.partition for tp in partitions})
 
+    loops = Loops(stop)
     consumer = EventConsumer(
         bootstrap=bootstrap,
         topics=[topics.tasks],
         group_id=group,
         events=events,
-        handler=trigger.apply,
+        handler=loops.track("consume").around(trigger.apply),
         offsets=store,
         on_assigned=assigned,
     )
-    background = [
-        asyncio.create_task(
-            heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds, lambda: runner.active)
+    loops.spawn(
+        "heartbeat",
+        lambda health: heartbeat_loop(
+            events,
+            SERVICE_NAME,
+            stop,
+            heartbeat_seconds,
+            lambda: runner.active,
+            health=health,
+            loops=loops.reports,
+            instance=instance,
         ),
-        asyncio.create_task(act_when_caught_up(consumer, stop, _reconciler(trigger, runner), 0.5)),
-    ]
+    )
+    reconcile = _reconciler(trigger, runner)
+    loops.spawn("reconcile", lambda health: act_when_caught_up(consumer, stop, reconcile, 0.5, health))
     try:
         await consumer.run(stop)
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await loops.close()
         await runner.shutdown()
         await events.stop()
         await engine.dispose()
+    loops.raise_if_failed()
 
 
 def _reconciler(trigger: Trigger, runner: JobRunner) -> Callable[[set[int]], Awaitable[None]]:

@@ -1,13 +1,30 @@
 """The job events a worker run emits, with ids derived from (job, attempt, step).
 
 A re-run of the same step re-derives the same event id, so consumers dedupe it.
+
+Appends are not atomic (``EventLog.append_all``): a Kafka failure may leave a prefix of
+a step's events in the log, or all of them unacknowledged. Each step is therefore
+re-appended whole — the very same envelopes, same ids — until Kafka acknowledges it or
+:data:`APPEND_RETRY_SECONDS` pass. Every consumer dedupes by event id (the projector's
+job history, the prompt version's id, the publisher's job), so the log then holds the
+complete step and a partial first try changes nothing. Should the optimizer die in
+between, the job is still unfinished in its state and is resumed as a new attempt
+(DESIGN §4 rule 4), whose result events carry the same ids again. (In that rare case a
+version event of the dead attempt that did reach the log is the one consumers keep,
+beside the new attempt's ``JobCompiled`` figures.)
+
+Results are fitted to the broker's record limit first (``event_budget``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from typing import Any
 
+from services.optimizer import event_budget
 from services.optimizer.spec import (
     Baseline,
     JobFailure,
@@ -22,10 +39,14 @@ from shared.events import jobs as jb
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
 from shared.events.prompts import PromptVersionCreated
-from shared.kafka.producer import EventLog
+from shared.kafka.producer import EventLog, LogUnavailable
 from shared.llm.pricing import three_way_sizes
 
+log = logging.getLogger(__name__)
 SOURCE = "optimizer"
+#: How long a step's events are re-appended while Kafka is unavailable, and the backoff.
+APPEND_RETRY_SECONDS = 120.0
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def _ids(row: Any) -> dict[str, uuid.UUID]:
@@ -33,17 +54,26 @@ def _ids(row: Any) -> dict[str, uuid.UUID]:
 
 
 async def _emit(events: EventLog, row: Any, *steps: tuple[Event, tuple[object, ...]]) -> None:
-    await events.append_all(
-        [
-            Envelope.wrap(
-                event,
-                source=SOURCE,
-                id=derive_id("job-event", row.job_id, *key),
-                correlation_id=row.correlation_id,
-            )
-            for event, key in steps
-        ]
-    )
+    envelopes = [
+        Envelope.wrap(
+            event,
+            source=SOURCE,
+            id=derive_id("job-event", row.job_id, *key),
+            correlation_id=row.correlation_id,
+        )
+        for event, key in steps
+    ]
+    deadline = time.monotonic() + APPEND_RETRY_SECONDS
+    for attempt in range(1_000_000):
+        try:
+            await events.append_all(envelopes)
+            return
+        except LogUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            log.warning("job %s: appending %s failed; again in %.1f s", row.job_id, envelopes[0].type, delay)
+            await asyncio.sleep(delay)
 
 
 async def started(events: EventLog, row: Any, spec: JobSpec, attempt: int, worker: str) -> None:
@@ -205,22 +235,28 @@ async def compiled(
     progress: ProgressEmitter,
     settings: dict[str, Any],
 ) -> None:
-    version = _version(row, result, spec)
+    try:
+        version, notes = event_budget.fit_version(_version(row, result, spec))
+    except event_budget.ResultTooLarge as exc:
+        meta = {**metadata(spec, result), "prompt_chars": len(result.prompt_text)}
+        too_large = jb.JobFailed(**_ids(row), error_message=str(exc), kind="too_large", job_metadata=meta)
+        await _emit(events, row, (event_budget.fit_metadata_event(too_large), ("failed",)))
+        return
     publish = publishes(settings) and improves(result)
     step = "completed" if publish or not publishes(settings) else "completed_no_improvement"
     examples = [e.model_dump() for e in result.examples]
+    meta = metadata(spec, result)
+    meta["notes"] = [*meta["notes"], *notes]
+    compiled_event = jb.JobCompiled(
+        **_ids(row),
+        prompt_version_id=version.prompt_version_id,
+        job_metadata=meta,
+        examples=examples,
+        publish=publish,
+    )
     steps: list[tuple[Event, tuple[object, ...]]] = [
         (version, ("version",)),
-        (
-            jb.JobCompiled(
-                **_ids(row),
-                prompt_version_id=version.prompt_version_id,
-                job_metadata=metadata(spec, result),
-                examples=examples,
-                publish=publish,
-            ),
-            ("compiled",),
-        ),
+        (event_budget.fit_metadata_event(compiled_event), ("compiled",)),
     ]
     if not publish:
         steps.append((jb.JobSucceeded(**_ids(row), progress_step=step), ("succeeded",)))
@@ -237,7 +273,12 @@ async def failed_with(events: EventLog, row: Any, failure: JobFailure, progress:
         meta = metadata(progress.spec, failure.partial)
         if failure.partial.prompt_text:
             # The best prompt so far is kept as a draft (budget exhausted, time limit).
-            steps.append((_version(row, failure.partial, progress.spec), ("version",)))
+            try:
+                draft, notes = event_budget.fit_version(_version(row, failure.partial, progress.spec))
+                steps.append((draft, ("version",)))
+            except event_budget.ResultTooLarge as exc:
+                notes = [f"best prompt so far not kept: {exc}"]
+            meta["notes"] = [*meta["notes"], *notes]
     step = "cancelled" if failure.kind == "cancelled" else "failed"
     event = jb.JobFailed(
         **_ids(row),
@@ -246,5 +287,5 @@ async def failed_with(events: EventLog, row: Any, failure: JobFailure, progress:
         progress_step=step,
         job_metadata=meta,
     )
-    steps.append((event, ("failed",)))
+    steps.append((event_budget.fit_metadata_event(event), ("failed",)))
     await _emit(events, row, *steps)

@@ -114,7 +114,12 @@ class JobRunner:
 
     async def _attempt(self, job: LocalJob, row: Any) -> None:
         job_row, settings, examples = await self.store.job_inputs(job.job_id)
-        spec = self.build_spec(job_row, settings, examples)
+        try:
+            spec = self.build_spec(job_row, settings, examples)
+        except JobFailed as refused:  # before any LLM call: a refused model, a result too large
+            failure = refused.failure
+            await events_out.failed(self.events, job_row, failure.error_message, failure.kind)
+            return
         attempt = row.attempts + 1
         progress = events_out.ProgressEmitter(self.events, job_row, spec, attempt)
         await events_out.started(self.events, job_row, spec, attempt, self.worker)

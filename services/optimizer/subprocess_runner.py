@@ -13,10 +13,11 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -40,9 +41,30 @@ LINE_LIMIT = 64 * 1024 * 1024  # one result line carries the prompt and DSPy's s
 Outcome = ResultMessage | FailureMessage
 
 
-def _worker_env() -> dict[str, str]:
+WORKER_MODULE = ("-m", "services.optimizer.worker")
+#: The only ``KAIZEN_*`` settings a worker reads; everything it needs arrives in its spec.
+WORKER_SETTINGS = frozenset({"KAIZEN_LOG_LEVEL"})
+# Secrets of the other services that a worker (which runs third-party code on task data)
+# must not hold: Git hosts' tokens, database credentials. Provider keys (OPENAI_API_KEY,
+# ANTHROPIC_API_KEY, AWS_*, ...) stay: LiteLLM reads them from the environment.
+_NOT_FOR_WORKERS = re.compile(
+    r"^((GITHUB|GH|GITLAB|GL|GITEA|BITBUCKET)_.*|GIT_.*(TOKEN|PASS|CRED).*|CI_JOB_TOKEN"
+    r"|DATABASE_URL|PGPASSWORD|PGPASSFILE)$",
+    re.I,
+)
+
+
+def _worker_env(parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The parent's environment without Kaizen's settings and other services' secrets."""
+    source = os.environ if parent is None else parent
+    kept = {
+        name: value
+        for name, value in source.items()
+        if not (name.upper().startswith("KAIZEN_") and name.upper() not in WORKER_SETTINGS)
+        and not _NOT_FOR_WORKERS.match(name)
+    }
     return {
-        **os.environ,
+        **kept,
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # never fetch LiteLLM's price map
         "TQDM_DISABLE": "1",  # DSPy's progress bars would bury the error lines we keep
         "PYTHONUNBUFFERED": "1",
@@ -130,12 +152,15 @@ async def run_in_subprocess(
     time_limit: float,
     *,
     grace_seconds: float = GRACE_SECONDS,
+    worker: Sequence[str] = WORKER_MODULE,
 ) -> JobResult:
-    """Run ``spec`` in ``python -m services.optimizer.worker``; raise ``JobFailed`` on any failure."""
+    """Run ``spec`` in ``python -m services.optimizer.worker``; raise ``JobFailed`` on any failure.
+
+    ``worker``: the interpreter's arguments (tests run a stand-in that speaks the protocol).
+    """
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "services.optimizer.worker",
+        *worker,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

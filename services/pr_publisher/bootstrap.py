@@ -18,7 +18,8 @@ from shared.git_policy import Origin
 from shared.kafka.consumer import Delivery, EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
-from shared.service import heartbeat_loop
+from shared.loops import Loops
+from shared.service import heartbeat_loop, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -51,30 +52,45 @@ async def run_publisher(
     git_timeout: float = 10.0,
     git_hosts: tuple[Origin, ...] = DEFAULT_ALLOWLIST,
 ) -> None:
-    """Fold the task topic and open the PRs it asks for until ``stop`` is set."""
+    """Fold the task topic and open the PRs it asks for until ``stop`` is set.
+
+    Raises :class:`shared.loops.LoopFailed` when a background loop gave up.
+    """
     group = group_id or topics.group(GROUP)
     engine = local_state_engine(state_path)
     state = PublisherState(engine)
     await state.create()
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
     publisher = Publisher(state, events, fernet, timeout=git_timeout, git_hosts=git_hosts)
+    loops = Loops(stop)
+    instance = instance_name(SERVICE_NAME)
     consumer = EventConsumer(
         bootstrap=bootstrap,
         topics=[topics.tasks],
         group_id=group,
         events=events,
-        handler=Fold(state).apply,
+        handler=loops.track("consume").around(Fold(state).apply),
         offsets=state,
     )
-    background = [
-        asyncio.create_task(heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds)),
-        asyncio.create_task(act_when_caught_up(consumer, stop, publisher.reconcile, 0.3)),
-    ]
+    loops.spawn(
+        "heartbeat",
+        lambda health: heartbeat_loop(
+            events,
+            SERVICE_NAME,
+            stop,
+            heartbeat_seconds,
+            health=health,
+            loops=loops.reports,
+            instance=instance,
+        ),
+    )
+    loops.spawn(
+        "reconcile", lambda health: act_when_caught_up(consumer, stop, publisher.reconcile, 0.3, health)
+    )
     try:
         await consumer.run(stop)
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await loops.close()
         await events.stop()
         await engine.dispose()
+    loops.raise_if_failed()

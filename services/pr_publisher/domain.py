@@ -1,16 +1,27 @@
-"""What a Kaizen pull request says: its branch, title and body. Pure, no I/O.
+"""What a Kaizen pull request says, and what importing a task's prompt file decides. Pure, no I/O.
 
 The body is what a reviewer decides on, so it shows the figures that justify the change
 (baseline and optimized scores on the same validation set, and the re-score of the exact
 text written to the file), what the run cost, a few before/after examples, and how to
 undo it. A hidden marker carries the job id, so an existing PR can be recognised.
+
+The import (:func:`wants_import`, :func:`decide_import`) makes the prompt the application
+runs today, read from the repository, the task's active prompt: the baseline a job must beat.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from shared.events.base import Event, derive_id
+from shared.events.prompts import PromptActivated, PromptImportAttempted, PromptVersionCreated
+from shared.events.tasks import input_field_names
+from shared.prompt_contract import PromptContractError, parse_prompt
 
 _MARKER = "<!-- kaizen-job: {job_id} -->"
 _MARKER_AT_END = re.compile(r"<!-- kaizen-job: (\S+) -->\s*\Z")
@@ -192,3 +203,90 @@ def _rollback(content: PrContent) -> str:
     else:
         lines.append("- In Kaizen: activate the task's previous prompt version.")
     return "\n".join(lines)
+
+
+# --- importing the prompt the application runs today ---------------------------------------
+
+#: Settings saying where the prompt file is or how to reach it: changing one re-reads the file.
+IMPORT_SETTINGS = frozenset(
+    {
+        "git_provider",
+        "git_base_url",
+        "git_repo",
+        "git_base_branch",
+        "git_token_encrypted",
+        "prompt_path",
+        "prompt_format",
+        "prompt_locator",
+    }
+)
+_IMPORT_NEEDS = ("git_provider", "git_repo", "git_token_encrypted", "prompt_path")
+
+
+def wants_import(settings: Mapping[str, Any], changed: Iterable[str] | None = None) -> bool:
+    """Whether to read the task's prompt file: it is reachable (provider, repo, token, path set)
+    and the task is new (``changed`` None) or ``changed`` names one of :data:`IMPORT_SETTINGS`."""
+    if not all(settings.get(name) for name in _IMPORT_NEEDS):
+        return False
+    return changed is None or not IMPORT_SETTINGS.isdisjoint(changed)
+
+
+def decide_import(
+    task_id: uuid.UUID,
+    request_id: str,
+    settings: Mapping[str, Any],
+    *,
+    prompt: str,
+    branch: str,
+    blob_sha: str,
+    active_prompt: str | None,
+) -> list[Event]:
+    """The events of one import of the prompt read from ``branch`` (file version ``blob_sha``).
+
+    A prompt invalid under the task's contract activates nothing (``failed``); one equal to
+    the active prompt changes nothing (``unchanged``); otherwise it becomes a new version,
+    activated at once. Its id is derived from the task, the file version and the request, so
+    a redelivered request re-emits the same events (consumers dedupe), while the same file
+    imported again by a later change, after another version was activated, is a new draft
+    that can be activated (an archived version cannot be).
+    """
+    path = str(settings["prompt_path"])
+    contract = settings.get("prompt_contract", "system")
+    where = {"task_id": task_id, "prompt_path": path, "branch": branch, "blob_sha": blob_sha}
+    try:
+        parse_prompt(contract, prompt, input_field_names(settings.get("input_schema")))
+    except PromptContractError as exc:
+        reason = (
+            f"the prompt in {path} on branch {branch} is not a valid {contract!r} prompt ({exc}); "
+            "fix the file, or the task's prompt_contract, prompt_format or prompt_locator"
+        )
+        return [PromptImportAttempted(**where, outcome="failed", reason=reason)]
+    if prompt == active_prompt:
+        return [PromptImportAttempted(**where, outcome="unchanged")]
+    version_id = derive_id("repository-prompt-version", task_id, blob_sha, request_id)
+    return [
+        PromptVersionCreated(
+            prompt_version_id=version_id,
+            task_id=task_id,
+            job_id=None,
+            prompt_text=prompt,
+            source="repository",
+            optimizer="none",
+        ),
+        PromptActivated(task_id=task_id, prompt_version_id=version_id),
+        PromptImportAttempted(**where, outcome="imported", prompt_version_id=version_id),
+    ]
+
+
+def import_failed(
+    task_id: uuid.UUID, settings: Mapping[str, Any], reason: str, *, retryable: bool
+) -> PromptImportAttempted:
+    """The outcome of an import that could not read the file: nothing is activated."""
+    return PromptImportAttempted(
+        task_id=task_id,
+        outcome="failed",
+        prompt_path=str(settings.get("prompt_path") or ""),
+        branch=settings.get("git_base_branch"),
+        reason=reason,
+        retryable=retryable,
+    )

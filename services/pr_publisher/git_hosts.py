@@ -1,7 +1,8 @@
-"""Open the pull request (GitHub) or merge request (GitLab) that changes a task's prompt file.
+"""Open the pull request (GitHub) or merge request (GitLab) that changes a task's prompt file,
+and read the prompt that file holds today.
 
 The PR publisher's only side effects live here. Sync code: the service calls
-:func:`open_pull_request` in a worker thread.
+:func:`open_pull_request` and :func:`read_prompt_file` in a worker thread.
 
 Exactly-once friendly: every attempt is idempotent. It first looks for an open PR from the
 job's branch (reuse it), then for the branch itself — a crash may have left it behind,
@@ -18,12 +19,13 @@ python-gitlab's ``PRIVATE-TOKEN`` header when it follows a redirect to another h
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import gitlab
@@ -54,11 +56,13 @@ DEFAULT_ALLOWLIST = parse_allowlist(DEFAULT_GIT_HOSTS)
 # gets a retryable PrError carrying ``retry_after`` instead of a blocked worker thread.
 MAX_RATE_LIMIT_WAIT = 120.0
 _backoff = wait_exponential(multiplier=0.5, max=8)
+_T = TypeVar("_T", bound="GitTarget")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
-class PrRequest:
-    """Everything needed to open one job's PR/MR. ``token`` is never shown in reprs."""
+class GitTarget:
+    """A task's prompt file on its Git host, and the token to reach it (never shown in reprs)."""
 
     provider: Literal["github", "gitlab"]
     base_url: str | None
@@ -68,12 +72,40 @@ class PrRequest:
     prompt_path: str
     prompt_format: PromptFormat
     prompt_locator: str | None
+
+    @property
+    def subject(self) -> str:
+        """What log lines name this work by."""
+        return f"{self.repo}:{self.prompt_path}"
+
+
+@dataclass(frozen=True)
+class PrRequest(GitTarget):
+    """Everything needed to open one job's PR/MR."""
+
     branch: str
     title: str
     body: str
     new_prompt: str
     commit_message: str
     job_id: str
+
+    @property
+    def subject(self) -> str:
+        return f"job {self.job_id}"
+
+
+@dataclass(frozen=True)
+class RepoPrompt:
+    """The prompt a task's file holds on its base branch.
+
+    ``blob_sha`` is the git blob id of the whole file (the same on GitHub and GitLab): it names
+    the file version the prompt was read from.
+    """
+
+    prompt: str
+    branch: str
+    blob_sha: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +144,34 @@ def open_pull_request(
 
     ``allowed`` is the operator's allowlist: no request carrying the token goes elsewhere.
     """
+    return _with_retries(req, _publish, allowed, timeout, max_attempts, sleep)
+
+
+def read_prompt_file(
+    target: GitTarget,
+    *,
+    allowed: tuple[Origin, ...] = DEFAULT_ALLOWLIST,
+    timeout: float = 10,
+    max_attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RepoPrompt:
+    """The prompt in ``target``'s file on its base branch (the default branch when unset).
+
+    Read-only: it never writes to the host. Same allowlist, retries and reasons as
+    :func:`open_pull_request`; a missing file, branch or locator key is a non-retryable
+    :class:`PrError` naming what to fix.
+    """
+    return _with_retries(target, _fetch, allowed, timeout, max_attempts, sleep)
+
+
+def _with_retries(
+    req: _T,
+    work: Callable[[_Host, _T], _R],
+    allowed: tuple[Origin, ...],
+    timeout: float,
+    max_attempts: int,
+    sleep: Callable[[float], None],
+) -> _R:
     retrying = Retrying(
         stop=stop_after_attempt(max_attempts),
         wait=_wait,
@@ -121,15 +181,16 @@ def open_pull_request(
         reraise=True,
     )
     try:
-        return retrying(_attempt, req, allowed, timeout)
+        result: _R = retrying(_attempt, req, work, allowed, timeout)
     except PrError as exc:
         # Reasons quote the host's own messages, which may echo the token and be any length.
         raise PrError(
             for_users(exc.reason, req.token), retryable=exc.retryable, retry_after=exc.retry_after
         ) from exc
+    return result
 
 
-def _attempt(req: PrRequest, allowed: tuple[Origin, ...], timeout: float) -> PrResult:
+def _attempt(req: _T, work: Callable[[_Host, _T], _R], allowed: tuple[Origin, ...], timeout: float) -> _R:
     if req.provider not in ("github", "gitlab"):
         raise PrError(f"unknown Git provider {req.provider!r}: use github or gitlab", retryable=False)
     if not req.token:
@@ -140,9 +201,26 @@ def _attempt(req: PrRequest, allowed: tuple[Origin, ...], timeout: float) -> PrR
     host: _Host = _GitHub(req, timeout) if req.provider == "github" else _GitLab(req, allowed, timeout)
     try:
         host.connect()
-        return _publish(host, req)
+        return work(host, req)
     finally:
         host.close()
+
+
+def _fetch(host: _Host, target: GitTarget) -> RepoPrompt:
+    base = target.base_branch or host.default_branch()
+    base_sha = host.head(base)
+    if base_sha is None:
+        raise PrError(
+            f"base branch {base} not found in {target.repo}: check the task's base branch", retryable=False
+        )
+    file = host.read(target.prompt_path, base_sha, base)
+    return RepoPrompt(_prompt_of(file, target, base), base, blob_sha(file.content))
+
+
+def blob_sha(content: str) -> str:
+    """The git blob id of ``content``, as both hosts compute it."""
+    data = content.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's own id
 
 
 def _publish(host: _Host, req: PrRequest) -> PrResult:
@@ -204,7 +282,7 @@ class _Host(Protocol):
     def close(self) -> None: ...
 
 
-def _prompt_of(file: _File, req: PrRequest, branch: str) -> str:
+def _prompt_of(file: _File, req: GitTarget, branch: str) -> str:
     try:
         return read_prompt(file.content, req.prompt_format, req.prompt_locator, filename=req.prompt_path)
     except PromptFileError as exc:
@@ -220,7 +298,14 @@ def _replaced(file: _File, req: PrRequest, branch: str) -> str:
         raise PrError(f"{exc} (branch {branch} of {req.repo})", retryable=False) from exc
 
 
-def _decode(data: bytes, req: PrRequest) -> str:
+def _writing(req: GitTarget) -> PrRequest:
+    """The PR request behind a write; reads carry a plain :class:`GitTarget` and never write."""
+    if not isinstance(req, PrRequest):
+        raise TypeError(f"{req.subject}: a write needs a PrRequest")
+    return req
+
+
+def _decode(data: bytes, req: GitTarget) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -233,7 +318,7 @@ def _decode(data: bytes, req: PrRequest) -> str:
 
 
 class _GitHub:
-    def __init__(self, req: PrRequest, timeout: float) -> None:
+    def __init__(self, req: GitTarget, timeout: float) -> None:
         self.req = req
         self.api = (req.base_url or GITHUB_API).rstrip("/")
         # No library retries or throttling: retries happen around whole attempts, above.
@@ -296,13 +381,18 @@ class _GitHub:
     def commit(self, branch: str, old: _File, content: str) -> None:
         with self._errors(f"commit {self.req.prompt_path} to branch {branch}"):
             self.repo.update_file(
-                self.req.prompt_path, self.req.commit_message, content, sha=old.version, branch=branch
+                self.req.prompt_path,
+                _writing(self.req).commit_message,
+                content,
+                sha=old.version,
+                branch=branch,
             )
 
     def open_pr(self, branch: str, base: str) -> PrResult:
         try:
             with self._errors("open the pull request"):
-                pull = self.repo.create_pull(base=base, head=branch, title=self.req.title, body=self.req.body)
+                pr = _writing(self.req)
+                pull = self.repo.create_pull(base=base, head=branch, title=pr.title, body=pr.body)
         except PrError:
             # Another worker may have opened it between our look-up and now (422 "already exists").
             if (existing := self.find_open_pr(branch, base)) is not None:
@@ -378,7 +468,7 @@ class _AllowlistedSession(requests.Session):
 
 
 class _GitLab:
-    def __init__(self, req: PrRequest, allowed: tuple[Origin, ...], timeout: float) -> None:
+    def __init__(self, req: GitTarget, allowed: tuple[Origin, ...], timeout: float) -> None:
         self.req = req
         self.url = (req.base_url or GITLAB_URL).rstrip("/")
         # python-gitlab's errors carry no headers; a response hook keeps them for Retry-After.
@@ -442,15 +532,16 @@ class _GitLab:
         }
         with self._errors(doing):
             self.project.commits.create(
-                {**target, "commit_message": self.req.commit_message, "actions": [action]}, **_NO_RETRY
+                {**target, "commit_message": _writing(self.req).commit_message, "actions": [action]},
+                **_NO_RETRY,
             )
 
     def open_pr(self, branch: str, base: str) -> PrResult:
         data = {
             "source_branch": branch,
             "target_branch": base,
-            "title": self.req.title,
-            "description": self.req.body,
+            "title": _writing(self.req).title,
+            "description": _writing(self.req).body,
             "remove_source_branch": True,
         }
         try:
@@ -512,7 +603,7 @@ _RACES = (
 
 
 def _http_error(
-    req: PrRequest,
+    req: GitTarget,
     host: str,
     status: int,
     message: str,
@@ -533,8 +624,9 @@ def _http_error(
             retry_after=wait,
         )
     if "protected" in lowered or "rule violation" in lowered or "not allowed to push" in lowered:
+        branch = getattr(req, "branch", "")
         return PrError(
-            f"{host} refused to {doing} because branch {req.branch} is protected in {req.repo} "
+            f"{host} refused to {doing} because branch {branch} is protected in {req.repo} "
             f"({status}: {message}): let the token push to Kaizen's branches (kaizen/*)",
             retryable=False,
         )
@@ -561,10 +653,10 @@ def _http_error(
     return PrError(f"{host} refused to {doing} ({status}: {message})", retryable=False)
 
 
-def _network_error(req: PrRequest, url: str, doing: str, exc: requests.RequestException) -> PrError:
+def _network_error(req: GitTarget, url: str, doing: str, exc: requests.RequestException) -> PrError:
     host = urlsplit(url).netloc or url
     kind = "timed out" if isinstance(exc, requests.Timeout) else f"failed ({type(exc).__name__})"
-    logger.debug("job %s: request to %s %s: %s", req.job_id, host, kind, redact(str(exc), req.token))
+    logger.debug("%s: request to %s %s: %s", req.subject, host, kind, redact(str(exc), req.token))
     return PrError(f"could not reach {host} to {doing}: the connection {kind}", retryable=True)
 
 
@@ -595,13 +687,13 @@ def _wait(state: RetryCallState) -> float:
     return float(_backoff(state))
 
 
-def _log_retry(req: PrRequest) -> Callable[[RetryCallState], None]:
+def _log_retry(req: GitTarget) -> Callable[[RetryCallState], None]:
     def log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         logger.warning(
-            "job %s: attempt %d to open the PR/MR failed: %s; retrying in %.1f s",
-            req.job_id,
+            "%s: attempt %d at the Git host failed: %s; retrying in %.1f s",
+            req.subject,
             state.attempt_number,
             redact(str(exc), req.token),
             wait,

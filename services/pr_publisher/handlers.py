@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.pr_publisher import domain
 from services.pr_publisher.state import PublisherState as S
 from shared.events import jobs as jb
 from shared.events import prompts, prs
@@ -24,21 +25,44 @@ class Ctx:
 
 
 async def on_task_created(ctx: Ctx, e: tk.TaskCreated) -> None:
+    # A racing duplicate create of the same task id is rejected downstream: the first one wins.
     if not await S.task_settings(ctx.conn, str(e.task_id)):
-        await S.save_task(
-            ctx.conn, str(e.task_id), e.model_dump(mode="json", exclude={"task_id", "request_id"})
-        )
+        settings = e.model_dump(mode="json", exclude={"task_id", "request_id"})
+        await S.save_task(ctx.conn, str(e.task_id), settings)
+        if domain.wants_import(settings):
+            await _import(ctx, e.task_id)
 
 
 async def on_task_updated(ctx: Ctx, e: tk.TaskUpdated) -> None:
-    settings = await S.task_settings(ctx.conn, str(e.task_id))
-    await S.save_task(ctx.conn, str(e.task_id), {**settings, **e.changes})
+    settings = {**await S.task_settings(ctx.conn, str(e.task_id)), **e.changes}
+    await S.save_task(ctx.conn, str(e.task_id), settings)
+    if domain.wants_import(settings, e.changes):
+        await _import(ctx, e.task_id)
+
+
+async def _import(ctx: Ctx, task_id: object) -> None:
+    await S.add_import(
+        ctx.conn,
+        request_id=str(ctx.envelope.id),
+        task_id=str(task_id),
+        partition=ctx.partition,
+        correlation_id=ctx.envelope.correlation_id,
+    )
 
 
 async def on_version_created(ctx: Ctx, e: prompts.PromptVersionCreated) -> None:
     await S.save_version(
         ctx.conn, id=str(e.prompt_version_id), task_id=str(e.task_id), prompt_text=e.prompt_text
     )
+
+
+async def on_activated(ctx: Ctx, e: prompts.PromptActivated) -> None:
+    await S.activate(ctx.conn, str(e.task_id), str(e.prompt_version_id))
+
+
+async def on_import_attempted(ctx: Ctx, e: prompts.PromptImportAttempted) -> None:
+    if ctx.envelope.causation_id is not None:
+        await S.finish_import(ctx.conn, ctx.envelope.causation_id)
 
 
 async def _request(ctx: Ctx, job_id: object, task_id: object) -> None:
@@ -80,6 +104,8 @@ HANDLERS: dict[type[Event], Handler] = {
     tk.TaskCreated: on_task_created,
     tk.TaskUpdated: on_task_updated,
     prompts.PromptVersionCreated: on_version_created,
+    prompts.PromptActivated: on_activated,
+    prompts.PromptImportAttempted: on_import_attempted,
     jb.JobCompiled: on_job_compiled,
     prs.PrRetryRequested: on_retry_requested,
     prs.PrCreated: on_outcome,

@@ -1,15 +1,16 @@
 """The PR publisher's local state: what it needs to open a PR, folded from the log.
 
-Tasks' Git settings (token as ciphertext), prompt versions, compiled jobs, and the
-publication requests (a ``JobCompiled`` to publish, or a ``PrRetryRequested``) that have
-no outcome in the log yet. Stored with the offsets in one transaction.
+Tasks' Git settings (token as ciphertext), prompt versions and each task's active one,
+compiled jobs, the publication requests (a ``JobCompiled`` to publish, or a
+``PrRetryRequested``) and the import requests (a task created or its Git settings changed)
+that have no outcome in the log yet. Stored with the offsets in one transaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, and_, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -39,6 +40,21 @@ jobs = Table(
     Column("version_id", String(36), nullable=False),
     Column("job_metadata", JSON, nullable=False),
     Column("examples", JSON, nullable=False),
+)
+active_versions = Table(
+    "active_versions",
+    metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("version_id", String(36), nullable=False),
+)
+imports = Table(
+    "imports",
+    metadata,
+    Column("request_id", String(36), primary_key=True),  # the TaskCreated/TaskUpdated event's id
+    Column("task_id", String(36), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("correlation_id", String(64)),
+    Column("status", String(16), nullable=False),  # pending | done | superseded
 )
 requests = Table(
     "requests",
@@ -107,3 +123,52 @@ class PublisherState(TableOffsets):
             version = (await conn.execute(select(versions).where(versions.c.id == job.version_id))).first()
             settings = await self.task_settings(conn, job.task_id)
         return job, version, settings
+
+    @staticmethod
+    async def activate(conn: AsyncConnection, task_id: str, version_id: str) -> None:
+        """Remember the task's active version, if it is a version of that task we know."""
+        known = await conn.scalar(
+            select(versions.c.id).where(versions.c.id == version_id, versions.c.task_id == task_id)
+        )
+        if known is not None:
+            await conn.execute(
+                _upsert(active_versions, {"task_id": task_id, "version_id": version_id}, ["task_id"])
+            )
+
+    @staticmethod
+    async def add_import(conn: AsyncConnection, **values: Any) -> None:
+        """A new import request; the task's older pending ones are superseded (the file is read once)."""
+        await conn.execute(
+            update(imports)
+            .where(imports.c.task_id == values["task_id"], imports.c.status == "pending")
+            .values(status="superseded")
+        )
+        await conn.execute(sqlite.insert(imports).values(status="pending", **values).on_conflict_do_nothing())
+
+    @staticmethod
+    async def finish_import(conn: AsyncConnection, request_id: str) -> None:
+        await conn.execute(update(imports).where(imports.c.request_id == request_id).values(status="done"))
+
+    async def pending_imports(self, partitions: set[int]) -> list[Any]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(imports).where(imports.c.status == "pending"))).all()
+        return [r for r in rows if r.partition in partitions]
+
+    async def import_target(self, task_id: str) -> tuple[dict[str, Any], str | None]:
+        """The task's settings and the text of its active prompt version (None when none is known)."""
+        async with self.engine.connect() as conn:
+            settings = await self.task_settings(conn, task_id)
+            active = await conn.scalar(
+                select(versions.c.prompt_text)
+                .select_from(
+                    active_versions.join(
+                        versions,
+                        and_(
+                            versions.c.id == active_versions.c.version_id,
+                            versions.c.task_id == active_versions.c.task_id,
+                        ),
+                    )
+                )
+                .where(active_versions.c.task_id == task_id)
+            )
+        return settings, active

@@ -13,8 +13,9 @@ from shared.events import codec
 from shared.events.topics import Topics
 from shared.kafka.consumer import Delivery, EventConsumer
 from shared.kafka.producer import EventLog
+from shared.loops import Loops
 from shared.readmodel.db import create_schema, make_engine
-from shared.service import heartbeat_loop
+from shared.service import heartbeat_loop, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +29,44 @@ async def run_projector(
     heartbeat_seconds: float = 5.0,
     group_id: str | None = None,
 ) -> None:
-    """Project the log into ``db_url`` until ``stop`` is set."""
+    """Project the log into ``db_url`` until ``stop`` is set.
+
+    Raises :class:`shared.loops.LoopFailed` when its heartbeat loop gave up.
+    """
     group = group_id or topics.group(GROUP)
     engine = make_engine(db_url)
     await create_schema(engine)
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
     projection = Projection(engine, events, group)
+    loops = Loops(stop)
+    instance = instance_name(SERVICE_NAME)
     consumer = EventConsumer(
         bootstrap=bootstrap,
         topics=[*topics.replayable, topics.heartbeats],
         group_id=group,
         events=events,
-        handler=projection.apply,
+        handler=loops.track("project").around(projection.apply),
         offsets=projection.offsets,
     )
-    beats = asyncio.create_task(heartbeat_loop(events, SERVICE_NAME, stop, heartbeat_seconds))
+    loops.spawn(
+        "heartbeat",
+        lambda health: heartbeat_loop(
+            events,
+            SERVICE_NAME,
+            stop,
+            heartbeat_seconds,
+            health=health,
+            loops=loops.reports,
+            instance=instance,
+        ),
+    )
     try:
         await consumer.run(stop)
     finally:
-        beats.cancel()
-        await asyncio.gather(beats, return_exceptions=True)
+        await loops.close()
         await events.stop()
         await engine.dispose()
+    loops.raise_if_failed()
 
 
 async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:

@@ -75,17 +75,31 @@ async def on_key_created(ctx: Ctx, e: ky.ApiKeyCreated) -> None:
             "status": "active",
             "bootstrap": e.bootstrap,
             "created_at": ctx.envelope.time,
+            "role": e.role,
         },
     )
     await _outcome(ctx, "accepted", e.key_id)
 
 
 async def on_key_revoked(ctx: Ctx, e: ky.ApiKeyRevoked) -> None:
+    # The API's key ring folds the same rule: the last active admin key stays, so the
+    # installation can always be administered (keys topic order decides racing revocations).
+    if e.keep_last_admin and await _last_active_admin(ctx.conn, str(e.key_id)):
+        await _outcome(ctx, "rejected", e.key_id, "last_admin", "the last active admin key cannot be revoked")
+        return
     await ctx.conn.execute(
         update(t.api_keys)
         .where(t.api_keys.c.id == str(e.key_id), t.api_keys.c.status == "active")
         .values(status="revoked", revoked_at=ctx.envelope.time)
     )
+    await _outcome(ctx, "accepted", e.key_id)
+
+
+async def _last_active_admin(conn: AsyncConnection, key_id: str) -> bool:
+    active_admin = (t.api_keys.c.status == "active") & (t.api_keys.c.role == "admin")
+    if await conn.scalar(select(t.api_keys.c.id).where(t.api_keys.c.id == key_id, active_admin)) is None:
+        return False
+    return await conn.scalar(select(func.count()).select_from(t.api_keys).where(active_admin)) == 1
 
 
 # --- tasks ------------------------------------------------------------------------------
@@ -450,6 +464,14 @@ async def on_activated(ctx: Ctx, e: prompts.PromptActivated) -> None:
     await _outcome(ctx, "accepted", e.prompt_version_id)
 
 
+async def on_import_attempted(ctx: Ctx, e: prompts.PromptImportAttempted) -> None:
+    """Nothing to store: an import's effect is the version and activation events before it.
+
+    A failed import is visible in the log (and the PR publisher's log); the read model does
+    not keep it yet.
+    """
+
+
 # --- operations -------------------------------------------------------------------------
 
 
@@ -462,6 +484,17 @@ async def on_heartbeat(ctx: Ctx, e: ops.ServiceHeartbeat) -> None:
         "active_jobs": e.active_jobs,
     }
     await upsert(ctx.conn, t.heartbeats, values, ["instance"])
+    for loop in e.loops:
+        report = {
+            "instance": e.instance,
+            "loop": loop.name,
+            "time": ctx.envelope.time,
+            "alive": loop.alive,
+            "seconds_since_progress": loop.seconds_since_progress,
+            "busy_seconds": loop.busy_seconds,
+            "failures": loop.failures,
+        }
+        await upsert(ctx.conn, t.service_loops, report, ["instance", "loop"])
 
 
 Handler = Callable[[Ctx, Any], Awaitable[None]]
@@ -490,5 +523,6 @@ HANDLERS: dict[type[Event], Handler] = {
     prs.PrFailed: on_pr_failed,
     prompts.PromptVersionCreated: on_version_created,
     prompts.PromptActivated: on_activated,
+    prompts.PromptImportAttempted: on_import_attempted,
     ops.ServiceHeartbeat: on_heartbeat,
 }

@@ -41,3 +41,34 @@ class PromptActivated(Event):
     TYPE = "kaizen.prompt.activated.v1"
     task_id: uuid.UUID
     prompt_version_id: uuid.UUID
+
+
+ImportOutcome = Literal["imported", "unchanged", "failed"]
+
+
+class PromptImportAttempted(Event):
+    """The PR publisher read the task's prompt file from its repository (import outcome).
+
+    It does so when a task is created with Git settings or its Git settings change, and
+    emits one of these per such change, always last.
+
+    ``outcome``:
+
+    - ``imported``: a ``PromptVersionCreated(source="repository")`` and its ``PromptActivated``
+      (``prompt_version_id``) came just before: the file's prompt is now the task's baseline.
+    - ``unchanged``: the file holds the active prompt already; nothing else was emitted.
+    - ``failed``: nothing was activated. ``reason`` says what to fix (file or branch missing,
+      token refused, not text, invalid under the task's ``prompt_contract``); ``retryable``
+      says whether the same settings may work later (a host outage). Changing the task's
+      Git settings (or sending the token again) tries again.
+    """
+
+    TYPE = "kaizen.prompt.import_attempted.v1"
+    task_id: uuid.UUID
+    outcome: ImportOutcome
+    prompt_path: str
+    branch: str | None = None
+    blob_sha: str | None = Field(None, description="The git blob id of the file that was read.")
+    prompt_version_id: uuid.UUID | None = None
+    reason: str | None = None
+    retryable: bool = False

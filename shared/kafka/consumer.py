@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.kafka.producer import EventLog
+from shared.loops import LoopHealth
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +174,29 @@ async def caught_up(consumer: EventConsumer) -> set[int]:
     return done
 
 
+#: Longer than any healthy metadata round trip; a check that takes this long is an error to retry.
+CAUGHT_UP_TIMEOUT_SECONDS = 30.0
+
+
 async def act_when_caught_up(
-    consumer: EventConsumer, stop: asyncio.Event, act: Callable[[set[int]], Awaitable[None]], interval: float
+    consumer: EventConsumer,
+    stop: asyncio.Event,
+    act: Callable[[set[int]], Awaitable[None]],
+    interval: float,
+    health: LoopHealth | None = None,
 ) -> None:
-    """Until ``stop``, every ``interval`` seconds hand ``act`` the partitions that are caught up."""
+    """Until ``stop``, every ``interval`` seconds hand ``act`` the partitions that are caught up.
+
+    Errors propagate: run it under :class:`shared.loops.Loops`, which logs and retries
+    them. ``health`` records each round as an iteration, so a round that hangs shows.
+    """
     while not stop.is_set():
-        partitions = await caught_up(consumer)
-        if partitions:
-            await act(partitions)
+        with health.iteration() if health is not None else contextlib.nullcontext():
+            # Asking for positions while the broker is gone can wait for ever; make it an error.
+            async with asyncio.timeout(CAUGHT_UP_TIMEOUT_SECONDS):
+                partitions = await caught_up(consumer)
+            if partitions:
+                await act(partitions)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
 

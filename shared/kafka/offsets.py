@@ -17,6 +17,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from shared.private_files import ensure_private_file
+
 
 def offsets_table(metadata: MetaData, name: str = "offsets") -> Table:
     return Table(
@@ -55,5 +57,5 @@ class TableOffsets:
 
 def local_state_engine(path: Path) -> AsyncEngine:
     """The SQLite database of a service's local state (one file per instance)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_file(path)
     return create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 30})

@@ -15,9 +15,21 @@ from shared.events.topics import Topics
 
 log = logging.getLogger(__name__)
 
+#: The largest record we append. Kafka's defaults (producer ``max.request.size`` 1 MiB,
+#: broker ``message.max.bytes`` 1 MiB + 12) leave room for the batch and record headers.
+MAX_EVENT_BYTES = 1_000_000
+
 
 class LogUnavailable(RuntimeError):
     """Kafka did not acknowledge the append in time; nothing may be reported as written."""
+
+
+class EventTooLarge(ValueError):
+    """An event encodes to more than :data:`MAX_EVENT_BYTES`; nothing of its batch was sent."""
+
+    def __init__(self, event_type: str, size: int) -> None:
+        super().__init__(f"{event_type} encodes to {size} bytes; at most {MAX_EVENT_BYTES} fit in a record")
+        self.event_type, self.size = event_type, size
 
 
 @dataclass(frozen=True)
@@ -86,15 +98,22 @@ class EventLog:
         return (await self.append_all([envelope]))[0]
 
     async def append_all(self, envelopes: list[Envelope]) -> list[Position]:
-        """Append several events (each to its own topic/partition) and wait for all acks."""
+        """Append several events (each to its own topic/partition) and wait for all acks.
+
+        Not atomic: a failure (``LogUnavailable``) may leave any prefix of a partition's
+        events in the log, and a timed-out batch may even be written. Callers re-append
+        the *same* envelopes (same ids) until acknowledged; every consumer dedupes by id.
+        Sizes are checked first, so an oversized event sends nothing of its batch.
+        """
+        records = [(self.topics.for_envelope(e), codec.encode(e), e) for e in envelopes]
+        for _topic, value, envelope in records:
+            if len(value) > MAX_EVENT_BYTES:
+                raise EventTooLarge(envelope.type, len(value))
         producer = await self._ensure_started()
         try:
             # Enqueued one after the other so a request's events keep their order in a
             # partition; the acknowledgements are awaited together.
-            futures = [
-                await producer.send(self.topics.for_envelope(e), codec.encode(e), key=e.key)
-                for e in envelopes
-            ]
+            futures = [await producer.send(topic, value, key=e.key) for topic, value, e in records]
             metadata = await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("append failed: %r", exc)

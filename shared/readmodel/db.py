@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.schema import CreateColumn
 
+from shared.private_files import ensure_private_file
 from shared.readmodel.tables import metadata
 
 #: SQLSTATE classes of errors the data causes: 22 data exception, 23 integrity violation.
@@ -33,7 +35,7 @@ def make_engine(url: str, pool_size: int | None = None) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "handle_error", _sqlite_data_error)
@@ -94,8 +96,34 @@ def _root(exc: DBAPIError) -> str:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
+    """Create what is missing: tables, and columns added to a table since it was created.
+
+    Columns are only ever added with a server default (or nullable), so a read model made by
+    an earlier version keeps working; its old rows get the value an old event decodes to.
+    """
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(add_missing_columns)
+
+
+def add_missing_columns(conn: Connection) -> list[str]:
+    """``ALTER TABLE … ADD COLUMN`` for every column of ``metadata`` an existing table lacks."""
+    inspector = inspect(conn)
+    added: list[str] = []
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable and column.server_default is None:
+                raise RuntimeError(
+                    f"the read model's table {table.name} lacks column {column.name}, which has no default; "
+                    "rebuild it from the log with `kaizen replay`"
+                )
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 async def drop_schema(engine: AsyncEngine) -> None:

@@ -39,6 +39,9 @@ api_keys = Table(
     Column("bootstrap", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    # ingest | read | admin. The server default covers rows of a read model created before
+    # roles existed: those keys could do everything. ``kaizen replay`` writes the event's role.
+    Column("role", String(16), nullable=False, server_default="admin"),
 )
 
 tasks = Table(
@@ -162,4 +165,18 @@ heartbeats = Table(
     Column("pid", Integer, nullable=False),
     Column("time", DateTime(timezone=True), nullable=False),
     Column("active_jobs", Integer, nullable=False),
+)
+
+# Each instance's background loops as its latest heartbeat reported them (for /health).
+# A table of its own, not a column: create_all adds it to read models made before it.
+service_loops = Table(
+    "service_loops",
+    metadata,
+    Column("instance", String(128), primary_key=True),
+    Column("loop", String(64), primary_key=True),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("alive", Boolean, nullable=False),
+    Column("seconds_since_progress", Float, nullable=False),
+    Column("busy_seconds", Float),
+    Column("failures", Integer, nullable=False),
 )

@@ -17,10 +17,18 @@ from typing import Any, ClassVar
 
 import pytest
 
-from services.pr_publisher.git_hosts import PrError, PrRequest, PrResult, open_pull_request
+from services.pr_publisher.git_hosts import (
+    GitTarget,
+    PrError,
+    PrRequest,
+    PrResult,
+    RepoPrompt,
+    open_pull_request,
+    read_prompt_file,
+)
 from services.pr_publisher.prompt_files import PromptFormat, read_prompt
 from shared.git_policy import DEFAULT_GIT_HOSTS, Origin, origin_of, parse_allowlist
-from tests.fakes._server import FakeGitHost
+from tests.fakes._server import FakeGitHost, blob_sha
 
 TOKEN = "kaizen-S3cr3t-T0ken-0123456789abcdef"
 READ_ONLY_TOKEN = "kaizen-ReadOnly-T0ken-fedcba9876543210"
@@ -88,7 +96,7 @@ def started_host(provider: str) -> Iterator[FakeGitHost]:
         fake.stop()
 
 
-def allowing(req: PrRequest) -> tuple[Origin, ...]:
+def allowing(req: GitTarget) -> tuple[Origin, ...]:
     """The default allowlist plus the origin ``req`` targets: an operator listing the fake host."""
     assert req.base_url is not None
     return (*parse_allowlist(DEFAULT_GIT_HOSTS), origin_of(req.base_url)[0])
@@ -407,3 +415,80 @@ class GitHostContract:
 
         assert TOKEN not in error.reason and "***" in error.reason
         assert len(error.reason) <= 500
+
+    # --- reading the prompt file (what a task's import does) -----------------------------
+
+    def target(self, host: FakeGitHost, fmt: str = "json", **changes: Any) -> GitTarget:
+        req = self.request(host, fmt)
+        fields = {name: getattr(req, name) for name in GitTarget.__dataclass_fields__}
+        return GitTarget(**{**fields, **changes})
+
+    def read(self, target: GitTarget, sleeps: list[float] | None = None, **kwargs: Any) -> RepoPrompt:
+        recorded = sleeps if sleeps is not None else []
+        kwargs.setdefault("allowed", allowing(target))
+        return read_prompt_file(target, timeout=5, sleep=recorded.append, **kwargs)
+
+    def read_failure(self, target: GitTarget, sleeps: list[float] | None = None, **kwargs: Any) -> PrError:
+        with pytest.raises(PrError) as caught:
+            self.read(target, sleeps, **kwargs)
+        return caught.value
+
+    @pytest.mark.parametrize("fmt", list(PROMPT_FILES))
+    def test_reading_returns_the_prompt_of_the_base_branch_and_writes_nothing(
+        self, host: FakeGitHost, fmt: str
+    ) -> None:
+        prompt_file = PROMPT_FILES[fmt]
+
+        found = self.read(self.target(host, fmt))
+
+        expected = read_prompt(prompt_file.content, fmt, prompt_file.locator)  # type: ignore[arg-type]
+        assert found == RepoPrompt(expected, "main", blob_sha(prompt_file.content))
+        assert host.count() > 0
+        assert host.count() == host.count("GET")
+        assert set(host.branches(REPO)) == {"main"}
+
+    def test_reading_an_explicit_base_branch_sees_that_branchs_file(self, host: FakeGitHost) -> None:
+        host.create_branch(REPO, "develop", "main")
+        host.commit_file(REPO, "develop", "prompts/summarize.txt", "You summarize tickets briefly.\n")
+
+        found = self.read(self.target(host, "text", base_branch="develop"))
+
+        assert (found.prompt, found.branch) == ("You summarize tickets briefly.", "develop")
+        assert found.blob_sha == blob_sha("You summarize tickets briefly.\n")
+
+    def test_reading_a_missing_file_names_it_and_is_not_retried(self, host: FakeGitHost) -> None:
+        sleeps: list[float] = []
+        error = self.read_failure(self.target(host, prompt_path="prompts/missing.txt"), sleeps)
+
+        assert not error.retryable
+        assert "prompt file prompts/missing.txt not found on branch main" in error.reason
+        assert sleeps == []
+
+    def test_reading_with_a_wrong_locator_says_which_keys_exist(self, host: FakeGitHost) -> None:
+        error = self.read_failure(self.target(host, prompt_locator="prompts.classify.system"))
+
+        assert not error.retryable
+        assert "available keys at prompts: summarize" in error.reason
+
+    def test_reading_retries_a_transient_502(self, host: FakeGitHost) -> None:
+        host.fail_next(502, "<html><body>502 Bad Gateway</body></html>")
+        sleeps: list[float] = []
+
+        found = self.read(self.target(host, "yaml"), sleeps)
+
+        assert sleeps == [0.5]
+        assert found.prompt == "OLD"
+
+    def test_reading_with_a_rejected_token_is_reported_once(self, host: FakeGitHost) -> None:
+        sleeps: list[float] = []
+        error = self.read_failure(self.target(host, token="expired-token-123456"), sleeps)
+
+        assert error.reason == "the Git token was rejected (401): check it is valid and not expired"
+        assert (sleeps, host.count()) == ([], 1)
+
+    def test_reading_from_a_host_outside_the_allowlist_sends_nothing(self, host: FakeGitHost) -> None:
+        error = self.read_failure(self.target(host), allowed=parse_allowlist(DEFAULT_GIT_HOSTS))
+
+        assert not error.retryable
+        assert "KAIZEN_GIT_HOSTS" in error.reason
+        assert host.count() == 0

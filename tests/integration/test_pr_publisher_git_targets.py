@@ -102,6 +102,8 @@ async def test_a_task_whose_target_changed_without_a_new_token_sends_nothing(
                 db_url, system, Envelope.wrap(moved, source="api", correlation_id="patch")
             )
 
-        assert host.count() == 0
+        # Only the created task's prompt import may have read its file (GET, the old repo); the
+        # moved target got nothing, and no PR was attempted.
+        assert all(method == "GET" and "acme/other" not in path for method, path in host.requests)
     # Named as the API names it: a user sets git_token, never its ciphertext.
     assert str(failed["error_message"]).endswith("incomplete: set git_token")

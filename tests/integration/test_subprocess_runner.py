@@ -117,10 +117,13 @@ async def test_an_unreachable_endpoint_is_named_in_the_failure() -> None:
 async def test_a_spent_budget_stops_the_job_and_keeps_the_best_so_far(
     llm: ScriptedLLM, budget: float, trials_reached: bool
 ) -> None:
-    # Priced like an expensive hosted model; the whole run costs about $18 at this price
-    # (the scripted replies are deterministic): $2 runs out before the trials, $14 during them.
+    # Priced like an expensive hosted model; with the LLM judge the whole run costs about $18
+    # at this price (the scripted replies are deterministic): $2 runs out before the trials,
+    # $14 during them.
     priced = ModelEndpoint(api_base=llm.api_base, input_usd_per_million=1000.0, output_usd_per_million=1000.0)
-    spec = spec_for(llm.api_base, models={MODEL: priced}, cost_budget=budget, max_trials=10)
+    spec = spec_for(
+        llm.api_base, models={MODEL: priced}, cost_budget=budget, max_trials=10, metric="llm_judge"
+    )
 
     with pytest.raises(JobFailed) as failed:
         await run_in_subprocess(spec, Recorder(), asyncio.Event(), 300)

@@ -25,7 +25,7 @@ from typing import Any
 
 from tests.fakes._server import git_hosts
 from tests.support.broker import free_ports
-from tests.support.system import TEST_SECRET_KEY
+from tests.support.system import BOOTSTRAP_HEADER, TEST_BOOTSTRAP_TOKEN, TEST_SECRET_KEY
 
 MODULES = {
     "projector": "services.projector",
@@ -45,10 +45,16 @@ class Live:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def request(
-        self, method: str, path: str, body: Any = None, *, key: str | None = "default"
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = "default",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """One HTTP call with the bootstrapped key; returns (status, parsed JSON or text)."""
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if key is not None:
             headers["X-API-Key"] = self.key if key == "default" else key
         data = json.dumps(body).encode() if body is not None else None
@@ -128,6 +134,7 @@ def live_system(
         "KAIZEN_PARTITIONS": "3",
         "KAIZEN_HEARTBEAT_SECONDS": "1",
         "KAIZEN_SECRET_KEY": TEST_SECRET_KEY.decode(),
+        "KAIZEN_BOOTSTRAP_TOKEN": TEST_BOOTSTRAP_TOKEN,
         "KAIZEN_LLM_API_BASE": "http://127.0.0.1:9/v1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         # The fake Git hosts started before this system, listed by origin like an operator would.
@@ -142,7 +149,9 @@ def live_system(
             live.start(name)
         if "api" in services:
             _wait_for_api(live)
-            status, body = live.request("POST", "/api/v1/keys/bootstrap", {"name": "e2e"}, key=None)
+            status, body = live.request(
+                "POST", "/api/v1/keys/bootstrap", {"name": "e2e"}, key=None, headers=BOOTSTRAP_HEADER
+            )
             assert status == 201, body
             live.key = body["key"]
         yield live

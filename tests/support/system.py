@@ -25,6 +25,11 @@ from shared.readmodel.tables import projector_offsets
 
 # The Fernet key the test API and the test PR publisher share (tests only).
 TEST_SECRET_KEY = b"kYvJ4kpsGm1c8cRk9o0s7y0kqQy3o2pmv2ZsY0m4r5E="
+#: The bootstrap token test APIs are configured with (KAIZEN_BOOTSTRAP_TOKEN): without one,
+#: POST /api/v1/keys/bootstrap is closed, as in production.
+TEST_BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789"
+#: The header that carries it.
+BOOTSTRAP_HEADER = {"X-Bootstrap-Token": TEST_BOOTSTRAP_TOKEN}
 
 ServiceRunner = Callable[[str, Topics, str, asyncio.Event], Coroutine[Any, Any, None]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import api_keys
@@ -29,3 +29,9 @@ async def all_keys(conn: AsyncConnection) -> list[Any]:
 async def any_exists(conn: AsyncConnection) -> bool:
     """Whether bootstrap is closed: any key ever issued, revoked ones included."""
     return (await conn.scalar(select(api_keys.c.id).limit(1))) is not None
+
+
+async def active_admins(conn: AsyncConnection) -> int:
+    """How many admin keys are active (the last one cannot be revoked)."""
+    query = select(func.count()).select_from(api_keys)
+    return int(await conn.scalar(query.where(api_keys.c.status == "active", api_keys.c.role == "admin")) or 0)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, UploadFile
 
 from services.api import domain, views
-from services.api.deps import ReadModel, RequestId, WriterDep
+from services.api.deps import IngestKey, ReadKey, ReadModel, RequestId, WriterDep
 from services.api.problems import ProblemError, invalid
 from services.api.queries import feedback
 from services.api.schemas.common import problem_responses
@@ -22,7 +22,7 @@ router = APIRouter(tags=["feedback"])
 
 @router.post("/feedback", status_code=201, responses=problem_responses(401, 404, 422, 503, 504))
 async def record_feedback(
-    body: FeedbackCreate, db: ReadModel, writer: WriterDep, rid: RequestId
+    _: IngestKey, body: FeedbackCreate, db: ReadModel, writer: WriterDep, rid: RequestId
 ) -> FeedbackResponse:
     """Record one scored output. Live feedback (any source but `seed`) counts toward the threshold."""
     async with db.connect() as conn:
@@ -39,6 +39,7 @@ async def record_feedback(
 
 @router.get("/feedback", responses=problem_responses(401, 422))
 async def list_feedback(
+    _: ReadKey,
     db: ReadModel,
     task_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -54,6 +55,7 @@ async def list_feedback(
     "/tasks/{task_id}/seed", status_code=201, responses=problem_responses(400, 401, 404, 413, 422, 503, 504)
 )
 async def upload_seeds(
+    _: IngestKey,
     task_id: uuid.UUID,
     file: Annotated[UploadFile, File(description="JSONL: one {inputs, output, score?, metadata?} per line.")],
     db: ReadModel,

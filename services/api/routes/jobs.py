@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query
@@ -17,7 +17,16 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.api import domain, views
 from services.api.adapters import NotYetVisible
-from services.api.deps import ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import (
+    AdminKey,
+    ContextDep,
+    ReadKey,
+    ReadModel,
+    RequestId,
+    SettingsDep,
+    WriterDep,
+    still_active,
+)
 from services.api.problems import ProblemError, conflict, not_found
 from services.api.queries import jobs, prompts
 from services.api.schemas.common import problem_responses
@@ -29,6 +38,8 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobId = Annotated[uuid.UUID, Path(description="The job’s unique identifier")]
 STREAM_POLL_SECONDS = 0.25
+#: How often an open stream re-checks its key: a revoked key's stream ends within this.
+KEY_CHECK_SECONDS = 2.0
 RETRY_PENDING = (
     "no outcome of the PR retry arrived in time; the request is in the log and the job was left as it was, "
     "so retrying again is safe"
@@ -46,6 +57,7 @@ def _example(value: object) -> dict[str, Any]:
     responses={200: _example([JOB_EXAMPLE]), **problem_responses(401, 422)},
 )
 async def list_jobs(
+    _: ReadKey,
     db: ReadModel,
     task_id: Annotated[uuid.UUID | None, Query(description="Filter by task ID")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Number of results (default: 50, max: 200)")] = 50,
@@ -61,7 +73,7 @@ async def list_jobs(
     summary="Get job details",
     responses={200: _example(JOB_EXAMPLE), **problem_responses(401, 404, 422)},
 )
-async def get_job(job_id: JobId, db: ReadModel) -> JobResponse:
+async def get_job(_: ReadKey, job_id: JobId, db: ReadModel) -> JobResponse:
     """Get details for a specific optimization job."""
     async with db.connect() as conn:
         return await views.job_view(conn, job_id)
@@ -73,7 +85,7 @@ async def get_job(job_id: JobId, db: ReadModel) -> JobResponse:
     responses=problem_responses(401, 404, 409, 422, 502, 503, 504),
 )
 async def retry_pr(
-    job_id: JobId, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
+    _: AdminKey, job_id: JobId, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
 ) -> JobResponse:
     """Retry GitHub/GitLab PR creation for a job that completed optimization but failed to create the
     PR (status PR_FAILED). This re-uses the already-compiled prompt version.
@@ -101,7 +113,9 @@ async def retry_pr(
 
 
 @router.post("/{job_id}/cancel", status_code=202, responses=problem_responses(401, 404, 409, 422, 503, 504))
-async def cancel_job(job_id: JobId, db: ReadModel, writer: WriterDep, rid: RequestId) -> JobResponse:
+async def cancel_job(
+    _: AdminKey, job_id: JobId, db: ReadModel, writer: WriterDep, rid: RequestId
+) -> JobResponse:
     """Ask the job to stop at its next safe point; it then ends `FAILED` ("cancelled")."""
     async with db.connect() as conn:
         job = await views.job_view(conn, job_id)
@@ -113,7 +127,7 @@ async def cancel_job(job_id: JobId, db: ReadModel, writer: WriterDep, rid: Reque
 
 
 @router.get("/{job_id}/events", responses=problem_responses(401, 404, 422))
-async def job_history(job_id: JobId, db: ReadModel) -> list[JobEvent]:
+async def job_history(_: ReadKey, job_id: JobId, db: ReadModel) -> list[JobEvent]:
     """The job's whole history, in log order."""
     async with db.connect() as conn:
         await views.job_view(conn, job_id)
@@ -129,20 +143,38 @@ async def job_history(job_id: JobId, db: ReadModel) -> list[JobEvent]:
     },
 )
 async def stream_job(
+    key: ReadKey,
+    context: ContextDep,
     job_id: JobId,
     db: ReadModel,
     last_event_id: Annotated[
         int | None, Header(alias="Last-Event-ID", description="Resume after this id.")
     ] = None,
 ) -> EventSourceResponse:
-    """The job's events as Server-Sent Events (`event` = type, `id` = offset); ends with the job."""
+    """The job's events as Server-Sent Events (`event` = type, `id` = offset); ends with the job,
+    or within a few seconds of the key's revocation."""
     async with db.connect() as conn:
         await views.job_view(conn, job_id)
-    return EventSourceResponse(_follow(db, job_id, -1 if last_event_id is None else last_event_id))
+
+    async def key_active() -> bool:
+        return await still_active(context, key)
+
+    return EventSourceResponse(
+        _follow(db, job_id, -1 if last_event_id is None else last_event_id, key_active)
+    )
 
 
-async def _follow(db: AsyncEngine, job_id: uuid.UUID, after: int) -> AsyncIterator[ServerSentEvent]:
+async def _follow(
+    db: AsyncEngine, job_id: uuid.UUID, after: int, key_active: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[ServerSentEvent]:
+    loop = asyncio.get_running_loop()
+    next_key_check = loop.time() + KEY_CHECK_SECONDS
     while True:
+        # The key was checked when the stream opened; a revocation must not leave it open.
+        if loop.time() >= next_key_check:
+            if not await key_active():
+                return
+            next_key_check = loop.time() + KEY_CHECK_SECONDS
         async with db.connect() as conn:
             # Status first: every event projected before a terminal status is then visible below.
             status = await jobs.status(conn, job_id)

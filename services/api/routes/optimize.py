@@ -17,7 +17,7 @@ from fastapi import APIRouter
 
 from services.api import domain, views
 from services.api.adapters import NotYetVisible, Outcome
-from services.api.deps import ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import AdminKey, ReadModel, RequestId, SettingsDep, WriterDep
 from services.api.problems import ProblemError, conflict, not_found
 from services.api.queries import feedback, jobs
 from services.api.schemas.common import problem_responses
@@ -38,7 +38,7 @@ UNDECIDED = (
 
 @router.post("/{task_id}", responses=problem_responses(400, 401, 404, 409, 422, 503, 504))
 async def optimize(
-    task_id: uuid.UUID, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
+    _: AdminKey, task_id: uuid.UUID, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
 ) -> OptimizeResponse:
     """Start an optimization job for the task now (`triggered_by` = `api_on_demand`)."""
     async with db.connect() as conn:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from services.api import views
-from services.api.deps import ReadModel, RequestId, WriterDep
+from services.api.deps import AdminKey, ReadKey, ReadModel, RequestId, WriterDep
 from services.api.problems import conflict, invalid, not_found
 from services.api.queries import prompts
 from services.api.schemas.common import problem_responses
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/prompts", tags=["prompts"])
 
 
 @router.get("/{task_id}", responses=problem_responses(401, 404, 422))
-async def active_prompt(task_id: uuid.UUID, db: ReadModel) -> PromptVersionResponse:
+async def active_prompt(_: ReadKey, task_id: uuid.UUID, db: ReadModel) -> PromptVersionResponse:
     """The task's active prompt version. 404 when the task has none (or does not exist)."""
     async with db.connect() as conn:
         row = await prompts.active(conn, task_id)
@@ -40,6 +40,7 @@ async def active_prompt(task_id: uuid.UUID, db: ReadModel) -> PromptVersionRespo
 
 @router.get("/{task_id}/versions", responses=problem_responses(401, 404, 422))
 async def prompt_versions(
+    _: ReadKey,
     task_id: uuid.UUID,
     db: ReadModel,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -54,7 +55,12 @@ async def prompt_versions(
 
 @router.post("/{task_id}", status_code=201, responses=problem_responses(401, 404, 409, 422, 503, 504))
 async def register_prompt(
-    task_id: uuid.UUID, body: PromptRegistration, db: ReadModel, writer: WriterDep, rid: RequestId
+    _: AdminKey,
+    task_id: uuid.UUID,
+    body: PromptRegistration,
+    db: ReadModel,
+    writer: WriterDep,
+    rid: RequestId,
 ) -> PromptVersionResponse:
     """Register the prompt the application runs today as a version (`source: "user"`).
 
@@ -103,6 +109,7 @@ def _check_contract(settings: dict[str, Any], prompt_text: str) -> None:
 
 @router.post("/{task_id}/activate", responses=problem_responses(401, 404, 409, 422, 503, 504))
 async def activate_prompt(
+    _: AdminKey,
     task_id: uuid.UUID,
     db: ReadModel,
     writer: WriterDep,

@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from fastapi import APIRouter, Query, Response
 
 from services.api import domain, views
-from services.api.deps import FernetDep, ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import AdminKey, FernetDep, ReadKey, ReadModel, RequestId, SettingsDep, WriterDep
 from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
 from services.api.problems import ProblemError, conflict, invalid, not_found
 from services.api.queries import tasks
@@ -23,6 +23,7 @@ from services.api.schemas.tasks import NOT_NULLABLE, TaskCreate, TaskPage, TaskR
 from services.api.validation import FieldError
 from shared.events.tasks import TaskCreated, TaskDeleted, TaskUpdated
 from shared.git_policy import Origin
+from shared.model_policy import ModelRules, model_problems
 from shared.secrets import encrypt_token
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -36,6 +37,7 @@ def _duplicate(name: str) -> ProblemError:
 
 @router.post("", status_code=201, responses=problem_responses(401, 409, 422, 503, 504))
 async def create_task(
+    _: AdminKey,
     body: TaskCreate,
     db: ReadModel,
     writer: WriterDep,
@@ -44,7 +46,9 @@ async def create_task(
     config: SettingsDep,
 ) -> TaskResponse:
     """Create a task. 409 when a task of that name (ignoring case) exists; 422 when its Git
-    settings point at a host outside the server's `KAIZEN_GIT_HOSTS`."""
+    settings point at a host outside the server's `KAIZEN_GIT_HOSTS`, when it names a model
+    outside `KAIZEN_ALLOWED_MODELS`, or when its `cost_budget` cannot be enforced because a
+    model it uses has no known price."""
     token = body.git_token.get_secret_value() if body.git_token else None
     settings = body.model_dump(exclude={"git_token"})
     settings.update(
@@ -55,6 +59,7 @@ async def create_task(
         domain.schema_problems(body.input_schema)
         + domain.git_target_problems(settings, config.git_host_allowlist)
         + domain.missing_for_auto_pr(settings, token is not None)
+        + _model_errors(settings, config.model_rules)
     )
     if errors:
         raise invalid(errors)
@@ -71,7 +76,7 @@ async def create_task(
 
 
 @router.get("", responses=problem_responses(401, 422))
-async def list_tasks(db: ReadModel, limit: Limit = 50, cursor: str | None = None) -> TaskPage:
+async def list_tasks(_: ReadKey, db: ReadModel, limit: Limit = 50, cursor: str | None = None) -> TaskPage:
     """Tasks, newest first, a page at a time: pass `next_cursor` back as `cursor`."""
     try:
         after = decode_cursor(cursor) if cursor else None
@@ -85,13 +90,14 @@ async def list_tasks(db: ReadModel, limit: Limit = 50, cursor: str | None = None
 
 
 @router.get("/{task_id}", responses=problem_responses(401, 404, 422))
-async def get_task(task_id: uuid.UUID, db: ReadModel) -> TaskResponse:
+async def get_task(_: ReadKey, task_id: uuid.UUID, db: ReadModel) -> TaskResponse:
     async with db.connect() as conn:
         return await views.task_view(conn, task_id)
 
 
 @router.patch("/{task_id}", responses=problem_responses(401, 404, 422, 503, 504))
 async def update_task(
+    _: AdminKey,
     task_id: uuid.UUID,
     body: TaskUpdate,
     db: ReadModel,
@@ -106,7 +112,7 @@ async def update_task(
     a new `git_token` comes in the same request."""
     async with db.connect() as conn:
         row = await views.existing_task(conn, task_id)
-    changes = _changes(body, row, fernet, config.git_host_allowlist)
+    changes = _changes(body, row, fernet, config.git_host_allowlist, config.model_rules)
     if changes:
         outcome = await writer.decide(rid, TaskUpdated(task_id=task_id, changes=changes))
         if not outcome.accepted:
@@ -116,7 +122,9 @@ async def update_task(
 
 
 @router.delete("/{task_id}", status_code=204, responses=problem_responses(401, 404, 422, 503, 504))
-async def delete_task(task_id: uuid.UUID, db: ReadModel, writer: WriterDep, rid: RequestId) -> Response:
+async def delete_task(
+    _: AdminKey, task_id: uuid.UUID, db: ReadModel, writer: WriterDep, rid: RequestId
+) -> Response:
     """Delete a task. Its history stays in the log; its name can be used again."""
     async with db.connect() as conn:
         await views.existing_task(conn, task_id)
@@ -124,7 +132,30 @@ async def delete_task(task_id: uuid.UUID, db: ReadModel, writer: WriterDep, rid:
     return Response(status_code=204)
 
 
-def _changes(body: TaskUpdate, row: Any, fernet: Fernet, allowed: tuple[Origin, ...]) -> dict[str, Any]:
+# The settings each model problem depends on: an update is refused only for what it changes,
+# so a task saved under an older allowlist can still be edited (its jobs are refused instead).
+_MODEL_PROBLEM_SOURCES = {
+    "teacher_model": {"teacher_model"},
+    "judge_model": {"judge_model"},
+    "evaluator_config.task_model": {"evaluator_config"},
+    "cost_budget": {"cost_budget", "teacher_model", "judge_model", "evaluator_config"},
+}
+
+
+def _model_errors(
+    settings: dict[str, Any], rules: ModelRules, changed: set[str] | None = None
+) -> list[FieldError]:
+    """The task's models against the allowlist and its budget against known prices (422s)."""
+    return [
+        FieldError(field=name, message=message)
+        for name, message in model_problems(settings, rules).items()
+        if changed is None or _MODEL_PROBLEM_SOURCES[name] & changed
+    ]
+
+
+def _changes(
+    body: TaskUpdate, row: Any, fernet: Fernet, allowed: tuple[Origin, ...], models: ModelRules
+) -> dict[str, Any]:
     """The settings that really change (event field names), or a 422 naming what is wrong."""
     provided = set(body.model_fields_set)
     errors = [
@@ -149,6 +180,7 @@ def _changes(body: TaskUpdate, row: Any, fernet: Fernet, allowed: tuple[Origin, 
     if "input_schema" in provided:
         errors += domain.schema_problems(merged.get("input_schema"))
     errors += domain.git_target_problems(merged, allowed)
+    errors += _model_errors(merged, models, changed=set(changes))
     missing = domain.missing_for_auto_pr(merged, token_set)
     if cleared:
         missing = [domain.TOKEN_RESEND if e.field == "git_token" else e for e in missing]

@@ -8,12 +8,32 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.schemas.common import UtcDateTime
+from shared.events.keys import KeyRole
+
+_NAME = Field(min_length=1, max_length=255, examples=["ci-pipeline"])
+_ROLE = Field(
+    description="`ingest`: post feedback and upload seeds. `read`: every GET. `admin`: everything.",
+    examples=["ingest"],
+)
+
+
+class BootstrapCreate(BaseModel):
+    """The first key; it is always an ``admin`` key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = _NAME
 
 
 class KeyCreate(BaseModel):
+    """A new key. ``role`` has no default: what a key may do is decided when it is issued,
+    never by omission (a client written before roles gets a 422 naming the field, not a
+    key that is silently weaker or stronger than it expects)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=255, examples=["ci-pipeline"])
+    name: str = _NAME
+    role: KeyRole = _ROLE
 
 
 class KeyCreated(BaseModel):
@@ -21,6 +41,7 @@ class KeyCreated(BaseModel):
 
     id: uuid.UUID
     name: str
+    role: KeyRole
     key: str = Field(examples=["kaizen_0123456789abcdef0123456789abcdef"])
     prefix: str = Field(examples=["kaizen_01234567"])
     created_at: UtcDateTime
@@ -31,6 +52,7 @@ class KeyInfo(BaseModel):
 
     id: uuid.UUID
     name: str
+    role: KeyRole
     prefix: str
     status: Literal["active", "revoked"]
     bootstrap: bool

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from services.api.schemas.common import UtcDateTime
+from shared.evaluator_config import validate_evaluator_config
 from shared.events.tasks import (
     GitProvider,
     ModuleType,
@@ -17,6 +18,7 @@ from shared.events.tasks import (
     TaskMode,
 )
 from shared.git_policy import prompt_path_problem
+from shared.model_policy import MAX_MODEL_CHARS
 
 #: Settings shown as they are stored (the Git token is shown only as ``git_token_set``).
 SHOWN_SETTINGS = (
@@ -61,10 +63,31 @@ class _TaskFields(BaseModel):
         "`properties`) name them. Feedback inputs must then match it exactly.",
         examples=[["ticket"]],
     )
-    teacher_model: str | None = Field(None, description="LiteLLM model string; default: the server's.")
-    judge_model: str | None = Field(None, description="LiteLLM model string of the LLM judge.")
-    evaluator_config: dict[str, Any] | None = None
-    cost_budget: float | None = Field(None, ge=0, description="USD a job may spend at most.")
+    teacher_model: str | None = Field(
+        None,
+        max_length=MAX_MODEL_CHARS,
+        description="LiteLLM model string; default: the server's. It must match the server's "
+        "KAIZEN_ALLOWED_MODELS and must not be a URL.",
+        examples=["openai/gpt-4o-mini"],
+    )
+    judge_model: str | None = Field(
+        None,
+        max_length=MAX_MODEL_CHARS,
+        description="LiteLLM model string of the LLM judge (same rules as teacher_model).",
+    )
+    evaluator_config: dict[str, Any] | None = Field(
+        None,
+        description="Run options: metric (auto, label_match, llm_judge, exact_match, contains, regex, or "
+        "a server-registered name), metric_options, auto, max_trials, max_bootstrapped_demos, "
+        "max_labeled_demos, min_score_for_gold, num_threads, max_tokens, task_model (same rules as "
+        "teacher_model). Unknown keys are refused (docs/scores.md).",
+    )
+    cost_budget: float | None = Field(
+        None,
+        ge=0,
+        description="USD a job may spend at most. Refused when a model the job uses has no known "
+        "price (the budget could not be enforced) unless the operator prices it in KAIZEN_MODEL_PRICES.",
+    )
     git_provider: GitProvider | None = None
     git_base_url: str | None = Field(
         None,
@@ -88,6 +111,14 @@ class _TaskFields(BaseModel):
     prompt_locator: str | None = Field(
         None, description="Where the prompt sits inside a json/yaml/python file."
     )
+
+    @field_validator("evaluator_config")
+    @classmethod
+    def _evaluator_config_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # One rule for the API and the optimizer: a job never fails late on a setting accepted here.
+        if value is not None and (problems := validate_evaluator_config(value)):
+            raise ValueError("; ".join(f"{where}: {message}" for where, message in problems))
+        return value
 
     @field_validator("prompt_path")
     @classmethod

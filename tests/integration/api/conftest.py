@@ -24,7 +24,13 @@ from shared.events.envelope import Envelope
 from shared.events.topics import Topics
 from shared.readmodel.db import make_engine
 from shared.settings import Settings
-from tests.support.system import TEST_SECRET_KEY, System, running_system
+from tests.support.system import (
+    BOOTSTRAP_HEADER,
+    TEST_BOOTSTRAP_TOKEN,
+    TEST_SECRET_KEY,
+    System,
+    running_system,
+)
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "instance"}
 #: The Git token tests configure; no response of any integration test may contain it.
@@ -81,10 +87,13 @@ def make_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path) 
     async def make(
         services: tuple[str, ...] = ("projector",), bootstrap: bool = True, **overrides: Any
     ) -> AsyncIterator[Api]:
-        """``bootstrap=False`` leaves the key table empty and the client without a key."""
+        """``bootstrap=False`` leaves the key table empty and the client without a key.
+
+        The app is configured with ``TEST_BOOTSTRAP_TOKEN``; the first key is an admin key."""
         values: dict[str, Any] = {
             "home": tmp_path / "home",
             "secret_key": SecretStr(TEST_SECRET_KEY.decode()),
+            "bootstrap_token": SecretStr(TEST_BOOTSTRAP_TOKEN),
             "write_timeout_seconds": 20.0,
             **overrides,
         }
@@ -99,7 +108,9 @@ def make_api(kafka_bootstrap: str, topics: Topics, db_url: str, tmp_path: Path) 
                 ) as client:
                     key = ""
                     if bootstrap:
-                        response = await client.post("/api/v1/keys/bootstrap", json={"name": "tests"})
+                        response = await client.post(
+                            "/api/v1/keys/bootstrap", json={"name": "tests"}, headers=BOOTSTRAP_HEADER
+                        )
                         assert response.status_code == 201, response.text
                         key = client.headers["X-API-Key"] = response.json()["key"]
                     yield Api(client, transport, system, settings, key)

@@ -61,7 +61,7 @@ async def test_once_the_feed_caught_up_keys_are_checked_without_querying_the_rea
 
 async def test_a_key_revoked_here_is_refused_as_soon_as_the_revoke_returns(api: Api) -> None:
     await until_serving(api.transport.app)
-    created = (await api.client.post("/api/v1/keys", json={"name": "temp"})).json()
+    created = (await api.client.post("/api/v1/keys", json={"name": "temp", "role": "read"})).json()
     headers = {"X-API-Key": created["key"]}
     assert (await api.client.get("/api/v1/jobs", headers=headers)).status_code == 200
     assert (await api.client.delete(f"/api/v1/keys/{created['id']}")).status_code == 204
@@ -71,7 +71,7 @@ async def test_a_key_revoked_here_is_refused_as_soon_as_the_revoke_returns(api: 
 async def test_a_key_revoked_through_another_process_is_refused_within_the_feeds_lag(
     api: Api, kafka_bootstrap: str, topics: Topics, db_url: str
 ) -> None:
-    created = (await api.client.post("/api/v1/keys", json={"name": "temp"})).json()
+    created = (await api.client.post("/api/v1/keys", json={"name": "temp", "role": "read"})).json()
     headers = {"X-API-Key": created["key"]}
     async with second_process(api, kafka_bootstrap, topics, db_url) as (other_app, other):
         await until_serving(other_app)
@@ -87,7 +87,7 @@ async def test_a_key_created_through_another_process_is_accepted_at_once(
 ) -> None:
     async with second_process(api, kafka_bootstrap, topics, db_url) as (other_app, other):
         await until_serving(other_app)
-        created = (await api.client.post("/api/v1/keys", json={"name": "new"})).json()
+        created = (await api.client.post("/api/v1/keys", json={"name": "new", "role": "read"})).json()
         # The other feed may not have read it yet; the read model, which the write waited for, has.
         response = await other.get("/api/v1/jobs", headers={"X-API-Key": created["key"]})
         assert response.status_code == 200

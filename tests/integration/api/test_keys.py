@@ -10,6 +10,7 @@ import pytest
 from services.api.security import is_well_formed
 from shared.readmodel.tables import api_keys
 from tests.integration.api.conftest import Api, MakeApi, assert_problem
+from tests.support.system import BOOTSTRAP_HEADER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -17,7 +18,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 async def test_of_ten_racing_bootstraps_exactly_one_wins(make_api: MakeApi) -> None:
     async with make_api(bootstrap=False) as api:
         answers = await asyncio.gather(
-            *(api.client.post("/api/v1/keys/bootstrap", json={"name": f"racer-{i}"}) for i in range(10))
+            *(
+                api.client.post(
+                    "/api/v1/keys/bootstrap", json={"name": f"racer-{i}"}, headers=BOOTSTRAP_HEADER
+                )
+                for i in range(10)
+            )
         )
         assert sorted(r.status_code for r in answers) == [201] + [403] * 9, [r.text for r in answers]
         for response in answers:
@@ -31,14 +37,15 @@ async def test_of_ten_racing_bootstraps_exactly_one_wins(make_api: MakeApi) -> N
 
 async def test_bootstrap_is_closed_once_a_key_exists(api: Api) -> None:
     async with api.anonymous() as anonymous:
-        assert_problem(await anonymous.post("/api/v1/keys/bootstrap"), 403)
+        body = assert_problem(await anonymous.post("/api/v1/keys/bootstrap", headers=BOOTSTRAP_HEADER), 403)
+        assert body["type"] == "urn:kaizen:problem:bootstrap-closed"
 
 
 async def test_a_new_key_is_shown_once_and_stored_as_its_hash(api: Api) -> None:
-    response = await api.client.post("/api/v1/keys", json={"name": "ci"})
+    response = await api.client.post("/api/v1/keys", json={"name": "ci", "role": "read"})
     assert response.status_code == 201, response.text
     created = response.json()
-    assert set(created) == {"id", "name", "key", "prefix", "created_at"}
+    assert set(created) == {"id", "name", "role", "key", "prefix", "created_at"}
     assert is_well_formed(created["key"]) and created["key"].startswith(created["prefix"])
     assert created["created_at"].endswith("Z")
     listed = (await api.client.get("/api/v1/keys")).json()
@@ -52,7 +59,7 @@ async def test_a_new_key_is_shown_once_and_stored_as_its_hash(api: Api) -> None:
 
 
 async def test_a_revoked_key_is_refused_on_the_next_request(api: Api) -> None:
-    created = (await api.client.post("/api/v1/keys", json={"name": "temp"})).json()
+    created = (await api.client.post("/api/v1/keys", json={"name": "temp", "role": "read"})).json()
     headers = {"X-API-Key": created["key"]}
     assert (await api.client.get("/api/v1/tasks", headers=headers)).status_code == 200
     revoked = await api.client.delete(f"/api/v1/keys/{created['id']}")

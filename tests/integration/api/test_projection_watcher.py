@@ -20,7 +20,7 @@ from shared.readmodel.tables import projector_offsets
 from tests.integration.api.conftest import MakeApi, assert_problem
 
 TOPIC = "test.tasks"
-MORE = {"name": "more"}
+MORE = {"name": "more", "role": "read"}
 
 
 @pytest.fixture

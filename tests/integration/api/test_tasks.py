@@ -185,3 +185,17 @@ async def test_the_prompt_contract_and_optimizer_can_be_changed_but_not_cleared(
         problem = assert_problem(await api.client.patch(url, json={field: value}), 422)
         assert problem["errors"][0]["field"] == field
     assert (await api.client.get(url)).json()["prompt_contract"] == "messages"
+
+
+async def test_an_unknown_or_out_of_range_evaluator_setting_is_a_422_naming_it(api: Api) -> None:
+    for config, words in (
+        ({"metrik": "exact_match"}, "metrik: is not a setting"),
+        ({"max_trials": 0}, "max_trials"),
+        ({"metric": "regex", "metric_options": {"pattern": "("}}, "not a valid regular expression"),
+    ):
+        response = await api.client.post(
+            "/api/v1/tasks",
+            json={"name": f"t-{len(words)}", "schema_json": ["text"], "evaluator_config": config},
+        )
+        assert response.status_code == 422, response.text
+        assert words in response.text

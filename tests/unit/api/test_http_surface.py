@@ -15,12 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from services.api.main import create_app
 from services.api.security import hash_key, key_prefix, new_api_key
 from shared.readmodel.db import make_engine
 from shared.readmodel.tables import api_keys
 from shared.settings import Settings
+from tests.support.system import BOOTSTRAP_HEADER, TEST_BOOTSTRAP_TOKEN
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "instance"}
 
@@ -33,7 +35,9 @@ def closed_port() -> int:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = Settings(home=tmp_path, write_timeout_seconds=2)
+    settings = Settings(
+        home=tmp_path, write_timeout_seconds=2, bootstrap_token=SecretStr(TEST_BOOTSTRAP_TOKEN)
+    )
     application = create_app(
         settings, bootstrap=f"127.0.0.1:{closed_port()}", db_url=f"sqlite+aiosqlite:///{tmp_path / 'rm.db'}"
     )
@@ -160,23 +164,25 @@ async def test_writes_answer_503_while_kafka_is_down_and_reads_still_work(
     client: httpx.AsyncClient, key: str
 ) -> None:
     headers = {"X-API-Key": key}
-    response = await client.post("/api/v1/keys", json={"name": "ci"}, headers=headers)
+    response = await client.post("/api/v1/keys", json={"name": "ci", "role": "read"}, headers=headers)
     assert assert_problem(response, 503)["detail"] == "Kafka is unavailable; nothing was written; retry"
     response = await client.post(
         "/api/v1/tasks", json={"name": "t", "git_token": "ghp_s3cret"}, headers=headers
     )
     assert_problem(response, 503)
     assert "ghp_s3cret" not in response.text
-    assert_problem(await client.post("/api/v1/keys/bootstrap"), 403)  # a key exists: decided before Kafka
+    # A key exists: decided before Kafka.
+    assert_problem(await client.post("/api/v1/keys/bootstrap", headers=BOOTSTRAP_HEADER), 403)
     assert (await client.get("/api/v1/jobs", headers=headers)).json() == []
 
 
 async def test_bootstrap_answers_503_while_kafka_is_down(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.post("/api/v1/keys/bootstrap", json={"name": "first"}), 503)
+    response = await client.post("/api/v1/keys/bootstrap", json={"name": "first"}, headers=BOOTSTRAP_HEADER)
+    assert_problem(response, 503)
 
 
-async def test_health_is_a_503_problem_naming_kafka(client: httpx.AsyncClient) -> None:
-    body = assert_problem(await client.get("/health"), 503)
+async def test_health_is_a_503_problem_naming_kafka(client: httpx.AsyncClient, key: str) -> None:
+    body = assert_problem(await client.get("/health", headers={"X-API-Key": key}), 503)
     health = body["health"]
     assert isinstance(health, dict)
     assert (

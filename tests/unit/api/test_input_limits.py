@@ -182,7 +182,7 @@ def test_every_operation_documents_its_413_with_its_limit(app: FastAPI) -> None:
         ("POST", "/api/v1/feedback", {"output": "\ud800"}, "output"),
         ("POST", "/api/v1/tasks", {"name": "t\u0000"}, "name"),
         ("PATCH", f"/api/v1/tasks/{TASK}", {"prompt_path": "p\u0000.txt"}, "prompt_path"),
-        ("POST", "/api/v1/keys", {"name": "\u0000"}, "name"),
+        ("POST", "/api/v1/keys", {"name": "\u0000", "role": "read"}, "name"),
         ("POST", f"/api/v1/prompts/{TASK}", {"prompt_text": "\udfff"}, "prompt_text"),
     ],
 )
