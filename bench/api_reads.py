@@ -40,7 +40,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bench.common import broker, free_port, summary
+from bench.common import BOOTSTRAP_HEADER, BOOTSTRAP_TOKEN, broker, free_port, summary
 from services.api.main import create_app
 from services.projector.bootstrap import run_projector
 from services.projector.projection import Projection
@@ -301,7 +301,9 @@ async def serve_and_measure(
 ) -> None:
     """The API under uvicorn beside a projector (the first key is a write), then the timed reads."""
     secret = SecretStr(Fernet.generate_key().decode())
-    settings = Settings(home=home, secret_key=secret, write_timeout_seconds=60)
+    settings = Settings(
+        home=home, secret_key=secret, write_timeout_seconds=60, bootstrap_token=SecretStr(BOOTSTRAP_TOKEN)
+    )
     app = create_app(settings, topics=topics, bootstrap=bootstrap, db_url=db_url)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -315,7 +317,9 @@ async def serve_and_measure(
                 serving.result()
             await asyncio.sleep(0.05)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            response = await client.post("/api/v1/keys/bootstrap", json={"name": "bench"})
+            response = await client.post(
+                "/api/v1/keys/bootstrap", json={"name": "bench"}, headers=BOOTSTRAP_HEADER
+            )
             response.raise_for_status()
             client.headers["X-API-Key"] = response.json()["key"]
             rng = random.Random(11)

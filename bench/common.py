@@ -1,12 +1,14 @@
-"""What the benchmarks share: a broker to run against, and latency statistics."""
+"""What the benchmarks share: a broker to run against, latency statistics and the load they ran under."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import statistics
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +44,40 @@ def summary(latencies_s: list[float]) -> str:
     p50 = statistics.median(ms)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {ms[-1]:.2f} ms (n={len(ms)})"
+
+
+class LoadSampler:
+    """Samples the 1-minute load average in the background, to say under what load we measured."""
+
+    def __init__(self, every_seconds: float = 5.0) -> None:
+        self.every = every_seconds
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        samples = self.samples or [os.getloadavg()[0]]
+        mean = sum(samples) / len(samples)
+        return (
+            f"load average (1 min) mean {mean:.1f}, max {max(samples):.1f} "
+            f"over {len(samples)} samples on {os.cpu_count()} cores"
+        )
+
+
+#: The first key of a benchmark's own API: bootstrapping needs an operator secret (issue 11).
+BOOTSTRAP_TOKEN = secrets.token_urlsafe(24)
+BOOTSTRAP_HEADER = {"X-Bootstrap-Token": BOOTSTRAP_TOKEN}

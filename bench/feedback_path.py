@@ -26,15 +26,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import uvicorn
 from cryptography.fernet import Fernet
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 
-from bench.common import REPO, broker, free_port, summary
+from bench.common import BOOTSTRAP_HEADER, BOOTSTRAP_TOKEN, REPO, broker, free_port, summary
 from services.api.schemas.feedback import FeedbackCreate
+from services.api.schemas.jobs import JOB_EXAMPLE, JobResponse
 from shared.events.envelope import Envelope
 from shared.events.prompts import PromptVersionCreated
 from shared.events.topics import Topics
@@ -44,6 +45,7 @@ from shared.kafka.producer import EventLog
 PARTITIONS = 6
 WARM_UP = 30
 LOG_LEVEL = "WARNING"  # both servers: no access log, as a loaded production API would run
+BARE_JOBS = 7  # as many jobs as bench.api_ratio puts in the real read model
 TICKET = {"ticket": "I was charged twice for order 4711; please refund one payment."}
 
 
@@ -59,6 +61,19 @@ def bare_app() -> FastAPI:
     async def prompt(task_id: uuid.UUID) -> dict[str, Any]:
         return {"id": str(uuid.uuid4()), "task_id": str(task_id), "prompt_text": "Route the ticket."}
 
+    @app.get("/api/v1/jobs")
+    async def jobs(
+        task_id: uuid.UUID | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[JobResponse]:
+        # The same response model as the API, so both pay for validating and serializing it.
+        return [JobResponse.model_validate(JOB_EXAMPLE)] * BARE_JOBS
+
+    @app.get("/api/v1/tasks/{task_id}")
+    async def task(task_id: uuid.UUID) -> dict[str, Any]:
+        return {"id": str(task_id), "name": "bench", "feedback_count": 0, "created_at": datetime.now(UTC)}
+
     return app
 
 
@@ -67,9 +82,19 @@ def serve_bare(port: int) -> None:
     uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level=LOG_LEVEL.lower(), log_config=None)
 
 
+@dataclass(frozen=True)
+class Services:
+    """The running processes a benchmark talks to."""
+
+    api_url: str
+    bare_url: str
+    api_pid: int  # for ``py-spy record --pid``
+    projector_pid: int
+
+
 @contextlib.contextmanager
-def processes(bootstrap: str, prefix: str, home: Path) -> Iterator[tuple[str, str]]:
-    """The API and the projector as ``kaizen serve`` runs them, and the bare app; yields both URLs."""
+def processes(bootstrap: str, prefix: str, home: Path) -> Iterator[Services]:
+    """The API and the projector as ``kaizen serve`` runs them, and the bare app."""
     api_port, bare_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_")},
@@ -79,6 +104,7 @@ def processes(bootstrap: str, prefix: str, home: Path) -> Iterator[tuple[str, st
         "KAIZEN_API_PORT": str(api_port),
         "KAIZEN_PARTITIONS": str(PARTITIONS),
         "KAIZEN_SECRET_KEY": Fernet.generate_key().decode(),
+        "KAIZEN_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN,
         "KAIZEN_LOG_LEVEL": LOG_LEVEL,
     }
     commands = {
@@ -87,12 +113,20 @@ def processes(bootstrap: str, prefix: str, home: Path) -> Iterator[tuple[str, st
         "bare": ["-m", "bench.feedback_path", "--serve-bare", str(bare_port)],
     }
     log = (home / "services.log").open("ab")
-    started = [
-        subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        for args in commands.values()
-    ]
+    by_name = {
+        name: subprocess.Popen(
+            [sys.executable, *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+        )
+        for name, args in commands.items()
+    }
+    started = list(by_name.values())
     try:
-        yield f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
+        yield Services(
+            f"http://127.0.0.1:{api_port}",
+            f"http://127.0.0.1:{bare_port}",
+            by_name["api"].pid,
+            by_name["projector"].pid,
+        )
     finally:
         for process in started:
             process.terminate()
@@ -192,14 +226,17 @@ async def run(bootstrap: str, requests: int, levels: list[int]) -> None:
     await ensure_topics(bootstrap, Topics(prefix), partitions=PARTITIONS)
     home = Path(tempfile.mkdtemp(prefix="kaizen-bench-feedback-"))
     limits = httpx.Limits(max_connections=max(levels) + 4, max_keepalive_connections=max(levels) + 4)
-    with processes(bootstrap, prefix, home) as (api_url, bare_url):
+    with processes(bootstrap, prefix, home) as running:
         async with (
-            httpx.AsyncClient(base_url=api_url, timeout=60, limits=limits) as api,
-            httpx.AsyncClient(base_url=bare_url, timeout=60, limits=limits) as bare,
+            httpx.AsyncClient(base_url=running.api_url, timeout=60, limits=limits) as api,
+            httpx.AsyncClient(base_url=running.bare_url, timeout=60, limits=limits) as bare,
         ):
             await until(lambda: bare.get("/docs"), 200)
             # 504 until the projector has joined its group and applied the key.
-            response = await until(lambda: api.post("/api/v1/keys/bootstrap", json={"name": "bench"}), 201)
+            response = await until(
+                lambda: api.post("/api/v1/keys/bootstrap", json={"name": "bench"}, headers=BOOTSTRAP_HEADER),
+                201,
+            )
             response.raise_for_status()
             api.headers["X-API-Key"] = response.json()["key"]
             task = {"name": "bench-feedback", "schema_json": ["ticket"], "feedback_threshold": 10**9}

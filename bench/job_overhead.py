@@ -1,6 +1,6 @@
 """What the service adds to an optimization job: LLM calls, and the wait before a job runs.
 
-(a) **Calls.** The small run of ``bench.yelp_job`` (Yelp sentences, exact match, a few
+(a) **Calls.** A small job (Yelp sentences, exact match, a few
 MIPROv2 trials, 2 + 2 demos) once as a job through the service and once as plain
 ``dspy.MIPROv2(...).compile(...)`` in this process, with the same model settings
 (temperature 0, no cache, the job's ``max_tokens``), the same MIPROv2 settings
@@ -44,19 +44,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bench.common import broker, summary
+from bench.common import LoadSampler, broker, summary
 from bench.datasets import split, yelp
-from bench.yelp_job import (
-    DEMOS,
-    INPUT_FIELD,
-    LoadSampler,
-    Rows,
-    create_task,
-    post_feedback,
-    run_config,
-    system,
-    wait_terminal,
-)
+from bench.live_api import INPUT_FIELD, Rows, create_task, post_feedback, system, wait_terminal
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.support.live import Live
 
@@ -65,6 +55,18 @@ FAST_POLL_SECONDS = 0.05
 CONFLICT_RETRY_SECONDS = 30.0
 KINDS = ("task", "proposer", "describe", "judge", "plain")
 TASK_NAME = "overhead"  # part of the default instructions: the same in both runs
+DEMOS = 2  # bootstrapped and labelled demos each
+
+
+def run_config(trials: int, max_tokens: int) -> dict[str, Any]:
+    """The task's ``evaluator_config``: a small MIPROv2 run scored by exact match."""
+    return {
+        "metric": "exact_match",
+        "max_trials": trials,
+        "max_bootstrapped_demos": DEMOS,
+        "max_labeled_demos": DEMOS,
+        "max_tokens": max_tokens,
+    }
 
 
 # ----------------------------------------------------------------------------- through the service
@@ -141,7 +143,7 @@ def service_jobs(
 ) -> list[ServiceJob]:
     """``n`` jobs in a row on one task, the scripted LLM as the default models."""
     with ScriptedLLM() as scripted, system(bootstrap, scripted_env(scripted)) as live:
-        task_id = create_task(live, config, name=TASK_NAME)
+        task_id = create_task(live, TASK_NAME, config)
         post_feedback(live, task_id, train)
         return [one_job(live, task_id, scripted, timeout) for _ in range(n)]
 
@@ -180,7 +182,8 @@ def plain_mipro(spec: Any, api_base: str) -> str:
     import dspy
 
     from services.optimizer.metrics import exact_match
-    from services.optimizer.pipeline import default_instructions, prepare_dataset
+    from services.optimizer.pipeline.dataset import prepare_dataset
+    from services.optimizer.pipeline.run import default_instruction
     from shared.llm.pricing import plan_mipro
 
     logging.getLogger("dspy").setLevel(logging.WARNING)  # one line per trial otherwise
@@ -196,7 +199,7 @@ def plain_mipro(spec: Any, api_base: str) -> str:
         num_retries=1,
     )
     fields = {INPUT_FIELD: (str, dspy.InputField()), "output": (str, dspy.OutputField())}
-    student = dspy.Predict(dspy.Signature(fields, default_instructions(spec)))
+    student = dspy.Predict(dspy.Signature(fields, default_instruction(spec)))
 
     def metric(example: Any, prediction: Any, trace: Any = None) -> float:
         return exact_match({}, str(example.output), str(getattr(prediction, "output", "") or ""))

@@ -12,9 +12,10 @@ BENCHMARKS = [
     "bench.append_path",
     "bench.api_reads",
     "bench.feedback_path",
+    "bench.api_ratio",
     "bench.replay",
     "bench.job_overhead",
-    "bench.yelp_job",
+    "bench.quality",
 ]
 
 

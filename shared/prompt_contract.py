@@ -25,8 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+import yaml
 
 from shared.events.tasks import PromptContract
 
@@ -183,8 +182,10 @@ def _load_list(text: str) -> list[Any]:
         loaded: Any = json.loads(text)
     except (ValueError, RecursionError):
         try:
-            loaded = _yaml().load(text)
-        except (YAMLError, ValueError, RecursionError) as exc:
+            # PyYAML's safe loader, exactly what most applications read their prompt file with
+            # (YAML 1.1: `yes` is a boolean, `0777` a number, `0E0` a string); plain data only.
+            loaded = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:
             why = f"the messages are neither valid JSON nor valid YAML: {_why(exc)}"
             raise PromptContractError(why) from exc
     if not isinstance(loaded, list) or not loaded:
@@ -195,13 +196,19 @@ def _load_list(text: str) -> list[Any]:
     return loaded
 
 
-def _yaml() -> YAML:
-    # YAML 1.1, the version PyYAML's ``yaml.safe_load`` (what most applications use) reads:
-    # there ``yes``/``on`` are booleans and ``0777`` a number, so such an unquoted content is
-    # refused here rather than parsed as a string Kaizen would send and the application not.
-    loader = YAML(typ="safe", pure=True)
-    loader.version = (1, 1)
-    return loader
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type information
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last one
+    silently; a reviewer reading the file would see two contents and not know which is sent)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {', '.join(repeated)}", node.start_mark
+            )
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _message(index: int, item: Any) -> PromptMessage:
@@ -259,7 +266,7 @@ def _input(inputs: Mapping[str, Any], name: str) -> str:
 
 
 def _why(exc: BaseException) -> str:
-    """A YAML error's problem and line, without ruamel's multi-line context dump."""
+    """A YAML error's problem and line, without the parser's multi-line context dump."""
     problem = getattr(exc, "problem", None) or str(exc).strip().split("\n")[0] or type(exc).__name__
     mark = getattr(exc, "problem_mark", None)
     return f"{problem} (line {mark.line + 1})" if mark is not None else str(problem)

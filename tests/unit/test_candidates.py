@@ -76,7 +76,7 @@ def test_system_demos_follow_the_instructions_and_are_stripped_for_the_next_job(
     text = render_file("system", "Label the sentiment.", DEMOS, ["text"])
     assert "Examples:\n\nInput: great {food}\nOutput: positive" in text
     assert strip_rendered_demos("system", text) == "Label the sentiment."
-    assert render_file("system", "Label it.", [], ["text"]) == "Label it.\n"
+    assert render_file("system", "Label it.", [], ["text"]) == "Label it."  # byte for byte
 
 
 @given(st.text(min_size=1, max_size=60), st.sampled_from(CONTRACTS))

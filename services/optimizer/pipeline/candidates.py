@@ -106,19 +106,16 @@ def render_file(
       demo text back unchanged).
     - ``messages``: each demo is a user turn and an assistant turn before the last user message.
 
-    Only a ``system`` file ends with a newline: in the other contracts every character of
-    the file reaches the model.
+    Without demos the body is returned unchanged: the baseline is scored byte for byte as
+    the application runs it.
     """
-    if contract == "system":
-        text = body.rstrip()
-        if demos:
-            lines = ["Examples:"]
-            for demo in demos:
-                lines += ["", _demo_input(demo, fields, bare_prefix="Input: "), f"Output: {demo['output']}"]
-            text += "\n\n" + "\n".join(lines)
-        return text + "\n"
     if not demos:
-        return body
+        return body  # byte for byte what the application runs, or what a candidate body says
+    if contract == "system":
+        lines = ["Examples:"]
+        for demo in demos:
+            lines += ["", _demo_input(demo, fields, bare_prefix="Input: "), f"Output: {demo['output']}"]
+        return body.rstrip() + "\n\n" + "\n".join(lines) + "\n"
     if contract == "template":
         shown = [escape(f"{_demo_input(d, fields)}\nAnswer: {d['output']}") for d in demos]
         return "Examples:\n\n" + "\n\n".join(shown) + "\n\n" + body

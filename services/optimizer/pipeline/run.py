@@ -263,23 +263,33 @@ def _facts(run: _Run) -> TaskFacts:
     return TaskFacts(spec.task_name, spec.task_description, tuple(spec.input_fields), tuple(run.labels))
 
 
-def _compile(run: _Run, report: Report, task_lm: Any, prompt_lm: Any, metric: MetricFn) -> None:
-    spec, data = run.spec, run.data
-    assert data is not None and run.baseline is not None
-    plan = plan_mipro(len(data.val), spec.optimizer_settings())
-    student = TaskProgram(spec.input_fields, strip_rendered_demos(spec.prompt_contract, run.baseline.body))
+def _student(run: _Run) -> TaskProgram:
+    """The program an optimizer starts from: the baseline's body, without a previous job's demos."""
+    assert run.baseline is not None
+    return TaskProgram(
+        run.spec.input_fields, strip_rendered_demos(run.spec.prompt_contract, run.baseline.body)
+    )
 
+
+def _trial_reporter(run: _Run, report: Report) -> Callable[[Trial], None]:
     def on_trial(trial: Trial) -> None:
         run.trials_completed, run.optimized_score = trial.trial, trial.best
         report(trial)
         _report_usage(report, run.meter)
 
+    return on_trial
+
+
+def _compile(run: _Run, report: Report, task_lm: Any, prompt_lm: Any, metric: MetricFn) -> None:
+    spec, data = run.spec, run.data
+    assert data is not None
+    plan = plan_mipro(len(data.val), spec.optimizer_settings())
     optimizer = KaizenMIPRO(
         meter=run.meter,
         facts=_facts(run),
         contract=spec.prompt_contract,
         grounded=grounded_bodies(spec.prompt_contract, _facts(run)),
-        on_trial=on_trial,
+        on_trial=_trial_reporter(run, report),
         total_trials=plan.num_trials,
         metric=metric_for_dspy(metric, spec.input_fields),
         prompt_model=prompt_lm,
@@ -298,7 +308,7 @@ def _compile(run: _Run, report: Report, task_lm: Any, prompt_lm: Any, metric: Me
     adapter = ContractAdapter(run.meter, spec.prompt_contract, spec.input_fields)
     with dspy.context(lm=task_lm, adapter=adapter):
         run.program = optimizer.compile(
-            student,
+            _student(run),
             trainset=as_dspy_examples(data.train, spec.input_fields),
             valset=as_dspy_examples(data.val, spec.input_fields),
             seed=spec.seed,
@@ -312,19 +322,12 @@ def _compile(run: _Run, report: Report, task_lm: Any, prompt_lm: Any, metric: Me
 def _compile_gepa(run: _Run, report: Report, task_lm: Any, prompt_lm: Any, metric: MetricFn) -> None:
     """GEPA under the same contract, budgeted like MIPROv2: as many validation passes as trials."""
     spec, data = run.spec, run.data
-    assert data is not None and run.baseline is not None
+    assert data is not None
     plan = plan_mipro(len(data.val), spec.optimizer_settings())
-    student = TaskProgram(spec.input_fields, strip_rendered_demos(spec.prompt_contract, run.baseline.body))
-
-    def on_trial(trial: Trial) -> None:
-        run.trials_completed, run.optimized_score = trial.trial, trial.best
-        report(trial.model_copy(update={"total": None}))
-        _report_usage(report, run.meter)
-
     adapter = ContractAdapter(run.meter, spec.prompt_contract, spec.input_fields)
     with dspy.context(lm=task_lm, adapter=adapter):
         run.program, progress = compile_gepa(
-            student,
+            _student(run),
             trainset=as_dspy_examples(data.train, spec.input_fields),
             valset=as_dspy_examples(data.val, spec.input_fields),
             metric=metric,
@@ -332,7 +335,7 @@ def _compile_gepa(run: _Run, report: Report, task_lm: Any, prompt_lm: Any, metri
             facts=_facts(run),
             contract=spec.prompt_contract,
             reflection_lm=prompt_lm,
-            on_trial=on_trial,
+            on_trial=_trial_reporter(run, report),
             max_metric_calls=(plan.num_trials + 1) * len(data.val) + 6 * plan.num_trials,
             num_threads=spec.num_threads,
             seed=spec.seed,
@@ -374,9 +377,14 @@ def _export(run: _Run, scorer: Scorer, report: Report) -> tuple[Scored, list[str
         run.scored.append(Scored(candidate, text, score))
         _report_usage(report, run.meter)
     chosen = choose(run.scored)
-    program_text = next((s for s in run.scored if s.candidate.name == "optimized"), None)
-    if program_text is not None:
-        run.extra["program_export_score"] = round(program_text.score, 4)
+    if run.program is not None:  # the program as optimized, even when it renders like the baseline
+        fields = spec.input_fields
+        text = render_file(
+            spec.prompt_contract, program_body(run.program), program_demos(run.program, fields), fields
+        )
+        program = next((s for s in run.scored if s.text == text), None)
+        if program is not None:
+            run.extra["program_export_score"] = round(program.score, 4)
     run.extra["chosen_candidate"] = chosen.candidate.name
     return chosen, answers[chosen.text]
 
