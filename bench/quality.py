@@ -164,7 +164,8 @@ def run_one(live: Live, api_base: str, run: Run, args: argparse.Namespace) -> di
     data = DATASETS[run.dataset]
     train, holdout = split(data.load(), args.train, args.holdout)
     settings = {"prompt_contract": run.contract, "optimizer": run.optimizer}
-    task_id = create_task(live, f"{data.task}-{run.contract}", evaluator_config(args.trials), **settings)
+    name = f"{data.task}-{run.contract}-{run.optimizer}"  # one system serves the whole matrix
+    task_id = create_task(live, name, evaluator_config(args.trials), **settings)
     baseline = baseline_prompt(run.contract, data.instruction)
     register_prompt(live, task_id, baseline)
     post_feedback(live, task_id, train)
