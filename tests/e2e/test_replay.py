@@ -100,8 +100,8 @@ def job_of(chain: list[Envelope]) -> uuid.UUID:
 
 
 async def keys_tasks_and_feedback(c: Client) -> tuple[uuid.UUID, uuid.UUID]:
-    ci = await c.ok(c.api.post("/keys", json={"name": "ci-pipeline"}))
-    laptop = await c.ok(c.api.post("/keys", json={"name": "old laptop"}))
+    ci = await c.ok(c.api.post("/keys", json={"name": "ci-pipeline", "role": "admin"}))
+    laptop = await c.ok(c.api.post("/keys", json={"name": "old laptop", "role": "read"}))
     await c.ok(c.api.delete(f"/keys/{laptop['id']}"), 204)
     c.api.headers["X-API-Key"] = str(ci["key"])
 

@@ -85,6 +85,20 @@ async def outcomes(system: System, task: Envelope, count: int) -> list[PromptImp
     return [e.data for e in await outcome_envelopes(system, task, count)]  # type: ignore[misc]
 
 
+async def versions_once(db_url: str, task: Envelope, count: int) -> list[dict[str, Any]]:
+    """The task's versions once the projector has stored ``count`` with the newest active.
+
+    An import's outcome event is appended after its version and activation, but a test
+    that saw the outcome in the log may still be ahead of the projector.
+    """
+    async with asyncio.timeout(60):
+        while True:
+            found = await versions(db_url, task)
+            if len(found) >= count and found[-1]["status"] == "active":
+                return found
+            await asyncio.sleep(0.1)
+
+
 async def active(db_url: str, task: Envelope) -> dict[str, Any]:
     async with asyncio.timeout(60):
         while True:
@@ -125,7 +139,7 @@ async def test_changed_prompt_path_is_imported_again_and_the_old_version_archive
             updated(task, prompt_path=JSON.path, prompt_format="json", prompt_locator=JSON.locator)
         )
         second = (await outcomes(system, task, 2))[1]
-        listed = await versions(db_url, task)
+        listed = await versions_once(db_url, task, 2)
     assert second.outcome == "imported"
     assert [(v["prompt_text"], v["status"], v["source"]) for v in listed] == [
         ("You summarize support tickets.", "archived", "repository"),
