@@ -223,5 +223,5 @@ def test_a_real_mipro_run_on_smollm2_is_measured_end_to_end(embedded: EmbeddedLL
         "exporting",
     ]
     assert result.export_score >= result.baseline_score  # the baseline is a candidate too
-    assert {c.name for c in result.candidates} >= {"baseline", "optimized"}
+    assert "baseline" in {c.name for c in result.candidates} and result.program_export_score is not None
     assert len(result.examples) == result.val_size and all(e.after is not None for e in result.examples)
