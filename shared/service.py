@@ -17,7 +17,7 @@ from shared.events.ops import LoopReport, ServiceHeartbeat
 from shared.events.topics import Topics
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import EventLog, LogUnavailable
-from shared.loops import LoopHealth
+from shared.loops import LoopHealth, Loops
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -112,3 +112,28 @@ def configure_logging(level: str) -> None:
     )
     # aiokafka logs every retry at WARNING/ERROR while the broker starts; keep ours readable.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def spawn_heartbeat(
+    loops: Loops,
+    events: EventLog,
+    service: str,
+    stop: asyncio.Event,
+    interval: float,
+    instance: str,
+    active_jobs: Callable[[], int] | None = None,
+) -> None:
+    """Run :func:`heartbeat_loop` as the service's supervised ``heartbeat`` loop, reporting every loop."""
+    loops.spawn(
+        "heartbeat",
+        lambda health: heartbeat_loop(
+            events,
+            service,
+            stop,
+            interval,
+            active_jobs,
+            health=health,
+            loops=loops.reports,
+            instance=instance,
+        ),
+    )

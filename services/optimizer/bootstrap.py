@@ -19,7 +19,7 @@ from shared.kafka.consumer import EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
 from shared.loops import Loops
-from shared.service import heartbeat_loop, instance_name
+from shared.service import instance_name, spawn_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +71,7 @@ async def run_optimizer(
         offsets=store,
         on_assigned=assigned,
     )
-    loops.spawn(
-        "heartbeat",
-        lambda health: heartbeat_loop(
-            events,
-            SERVICE_NAME,
-            stop,
-            heartbeat_seconds,
-            lambda: runner.active,
-            health=health,
-            loops=loops.reports,
-            instance=instance,
-        ),
-    )
+    spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance, lambda: runner.active)
     reconcile = _reconciler(trigger, runner)
     loops.spawn("reconcile", lambda health: act_when_caught_up(consumer, stop, reconcile, 0.5, health))
     try:

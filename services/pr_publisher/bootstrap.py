@@ -19,7 +19,7 @@ from shared.kafka.consumer import Delivery, EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
 from shared.loops import Loops
-from shared.service import heartbeat_loop, instance_name
+from shared.service import instance_name, spawn_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +72,7 @@ async def run_publisher(
         handler=loops.track("consume").around(Fold(state).apply),
         offsets=state,
     )
-    loops.spawn(
-        "heartbeat",
-        lambda health: heartbeat_loop(
-            events,
-            SERVICE_NAME,
-            stop,
-            heartbeat_seconds,
-            health=health,
-            loops=loops.reports,
-            instance=instance,
-        ),
-    )
+    spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance)
     loops.spawn(
         "reconcile", lambda health: act_when_caught_up(consumer, stop, publisher.reconcile, 0.3, health)
     )

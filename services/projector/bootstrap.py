@@ -15,7 +15,7 @@ from shared.kafka.consumer import Delivery, EventConsumer
 from shared.kafka.producer import EventLog
 from shared.loops import Loops
 from shared.readmodel.db import create_schema, make_engine
-from shared.service import heartbeat_loop, instance_name
+from shared.service import instance_name, spawn_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,7 @@ async def run_projector(
         handler=loops.track("project").around(projection.apply),
         offsets=projection.offsets,
     )
-    loops.spawn(
-        "heartbeat",
-        lambda health: heartbeat_loop(
-            events,
-            SERVICE_NAME,
-            stop,
-            heartbeat_seconds,
-            health=health,
-            loops=loops.reports,
-            instance=instance,
-        ),
-    )
+    spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance)
     try:
         await consumer.run(stop)
     finally:
