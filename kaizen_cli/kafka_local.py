@@ -5,11 +5,14 @@ site, so the broker is assembled from the jars listed in ``deploy/kafka/pom.xml`
 team note "A real single-node Apache Kafka from Maven Central jars" (kafka-from-maven.md)
 gives the facts behind every setting here.
 
-Everything lives under ``<home>/kafka``::
+Everything lives under ``<home>/kafka`` (``<home>/kafka-secure`` for the SASL_SSL
+variant, ``<home>/kafka-cluster/node-N`` for a node of a local cluster)::
 
-    lib/            jars, fetched once by Maven (``.complete`` marks a finished fetch)
+    lib/            jars, fetched once by Maven (``.complete`` marks a finished fetch);
+                    the variants share ``<home>/kafka/lib``
     config/         server.properties, log4j2.properties (rewritten on each start)
     data/           cluster.id and log/ (the formatted KRaft log dir; kept across restarts)
+    secure/         CA, certificate and SCRAM passwords of the secure variant (kafka_secure.py)
     logs/           server.log (Kafka's log), jvm.out (the JVM's stdout and stderr)
     kafka.pid       the running broker's pid
 
@@ -37,7 +40,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypedDict
 
+from kaizen_cli.kafka_config import LOG4J2_PROPERTIES, NodeConfig, server_properties
+from kaizen_cli.kafka_secure import SecureMaterial
 from shared.kafka.ready import KafkaNotReadyError, wait_ready
+from shared.kafka.security import PLAINTEXT, KafkaSecurity
 
 POM_IN_REPO = Path("deploy/kafka/pom.xml")
 MAVEN_COPY_GOAL = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
@@ -65,6 +71,9 @@ class LocalKafka:
 
     ``lib_dir`` lets several homes share one jar cache (tests); ``pom`` overrides where
     the jar list is read from (default: ``deploy/kafka/pom.xml`` of this repository).
+    ``secure=True`` makes the client listener SASL_SSL with SCRAM-SHA-512 (a generated CA
+    and users, see :mod:`kaizen_cli.kafka_secure`). ``node_id``, ``voters`` and ``root``
+    make it one node of a :class:`kaizen_cli.kafka_cluster.LocalKafkaCluster`.
     """
 
     def __init__(
@@ -76,14 +85,21 @@ class LocalKafka:
         *,
         lib_dir: Path | None = None,
         pom: Path | None = None,
+        secure: bool = False,
+        node_id: int = 1,
+        voters: tuple[tuple[int, int], ...] | None = None,
+        root: Path | None = None,
     ) -> None:
         if port == controller_port:
             raise ValueError(f"port and controller_port must differ, both are {port}")
         if not re.fullmatch(r"\d+[mg]", heap):
             raise ValueError(f"heap must look like 512m or 1g, got {heap!r}")
         self.port, self.controller_port, self.heap = port, controller_port, heap
-        self.root = home.expanduser().resolve() / "kafka"
-        self.lib_dir = (lib_dir or self.root / "lib").expanduser().resolve()
+        self.node_id, self.voters = node_id, voters or ((node_id, controller_port),)
+        home = home.expanduser().resolve()
+        self.root = (root or home / ("kafka-secure" if secure else "kafka")).expanduser().resolve()
+        self.lib_dir = (lib_dir or home / "kafka" / "lib").expanduser().resolve()
+        self.secure = SecureMaterial(self.root / "secure") if secure else None
         self.config_dir = self.root / "config"
         self.data_dir = self.root / "data"
         self.log_dir = self.data_dir / "log"
@@ -100,6 +116,11 @@ class LocalKafka:
     def bootstrap(self) -> str:
         """The bootstrap address this instance starts a broker on."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def client_security(self) -> KafkaSecurity:
+        """How a client of this broker connects (the services' SCRAM user on a secure broker)."""
+        return self.secure.client_security() if self.secure is not None else PLAINTEXT
 
     # -- jars ---------------------------------------------------------------------------
 
@@ -147,22 +168,53 @@ class LocalKafka:
             pid = self._live_pid()
             if pid is not None:
                 return self._adopt_running(pid, timeout, fresh)
-            self._check_ports_free()
-            self.ensure_jars()
-            java = find_java()
-            if fresh:
-                shutil.rmtree(self.data_dir, ignore_errors=True)
-            self._write_config()
-            self._format_storage(java)
-            self._log_marks = {path: _size(path) for path in (self.server_log, self.jvm_out)}
-            pid = self._launch(java)
+            java = self.prepare(fresh=fresh)
+            pid = self.launch(java)
             try:
-                self._await_ready(self.bootstrap, timeout, pid)
+                self.await_ready(self.bootstrap, timeout, [pid])
             except BaseException:
-                if _pid_alive(pid) and self._is_our_broker(pid):
-                    self._stop_pid(pid, timeout=30)  # never leave a half-started JVM behind
+                self.kill_half_started(pid)
                 raise
             return self.bootstrap
+
+    def prepare(self, *, fresh: bool, cluster_id: str | None = None) -> str:
+        """Everything before the JVM runs (ports, jars, secrets, config, storage); returns ``java``.
+
+        ``cluster_id``: the id shared by every node of a cluster (default: this node's own).
+        The caller holds this home's lock.
+        """
+        self._check_ports_free()
+        self.ensure_jars()
+        java = find_java()
+        if fresh:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            if self.secure is not None:
+                self.secure.remove()  # the SCRAM users live in the log: new log, new secrets
+        self._ensure_secrets()
+        self._write_config()
+        self._format_storage(java, cluster_id)
+        return java
+
+    def launch(self, java: str) -> int:
+        """Run the prepared broker's JVM, detached; returns its pid (not yet ready)."""
+        self._log_marks = {path: _size(path) for path in (self.server_log, self.jvm_out)}
+        return self._launch(java)
+
+    def kill_half_started(self, pid: int) -> None:
+        """Never leave a JVM behind whose start failed."""
+        if _pid_alive(pid) and self._is_our_broker(pid):
+            self._stop_pid(pid, timeout=30)
+
+    def _ensure_secrets(self) -> None:
+        if self.secure is None:
+            return
+        if not self.secure.exists() and (self.log_dir / "meta.properties").exists():
+            raise LocalKafkaError(
+                f"{self.secure.directory} is missing, but the broker's log in {self.log_dir} holds "
+                "SCRAM users made with it. Delete the data (rm -r "
+                f"{self.data_dir}) to start over with new secrets."
+            )
+        self.secure.ensure()
 
     def _adopt_running(self, pid: int, timeout: float, fresh: bool) -> str:
         if fresh:
@@ -170,7 +222,7 @@ class LocalKafka:
                 f"Kafka from {self.root} is running (pid {pid}); stop it before asking for fresh data."
             )
         bootstrap = self._running_bootstrap()
-        self._await_ready(bootstrap, timeout, pid)
+        self.await_ready(bootstrap, timeout, [pid])
         return bootstrap
 
     def _check_ports_free(self) -> None:
@@ -185,14 +237,19 @@ class LocalKafka:
     def _write_config(self) -> None:
         for directory in (self.config_dir, self.data_dir, self.logs_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self.server_properties.write_text(
-            _SERVER_PROPERTIES.format(
-                port=self.port, controller_port=self.controller_port, log_dir=self.log_dir
-            )
+        node = NodeConfig(
+            node_id=self.node_id,
+            port=self.port,
+            controller_port=self.controller_port,
+            log_dir=self.log_dir,
+            voters=self.voters,
+            tls=self.secure.broker_tls() if self.secure is not None else None,
         )
-        (self.config_dir / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+        # The secure variant's file holds the brokers' SCRAM password.
+        _write_atomically(self.server_properties, server_properties(node), mode=0o600)
+        (self.config_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
 
-    def _format_storage(self, java: str) -> None:
+    def _format_storage(self, java: str, cluster_id: str | None) -> None:
         if (self.log_dir / "meta.properties").exists():
             return  # formatted before: keep the log (re-formatting would fail anyway)
         command = [
@@ -204,9 +261,10 @@ class LocalKafka:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            self._cluster_id(),
+            cluster_id or self._cluster_id(),
             "-c",
             str(self.server_properties),
+            *(self.secure.scram_arguments() if self.secure is not None else []),
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
@@ -259,14 +317,24 @@ class LocalKafka:
         _write_atomically(self.pid_file, f"{pid}\n")
         return pid
 
-    def _await_ready(self, bootstrap: str, timeout: float, pid: int) -> None:
+    def await_ready(self, bootstrap: str, timeout: float, pids: list[int], brokers: int = 1) -> None:
+        """Wait until ``bootstrap`` serves ``brokers`` brokers; fail early if one of ``pids`` exits."""
         try:
-            exited = asyncio.run(_ready_or_exit(bootstrap, timeout, lambda: _pid_alive(pid)))
+            exited = asyncio.run(
+                _ready_or_exit(
+                    bootstrap,
+                    timeout,
+                    lambda: all(_pid_alive(pid) for pid in pids),
+                    self.client_security,
+                    brokers,
+                )
+            )
         except KafkaNotReadyError as exc:
             raise LocalKafkaError(f"{exc}.\n{self._log_excerpt()}") from exc
         if exited:
+            pid = next(pid for pid in pids if not _pid_alive(pid))
             code = _reap(pid)
-            self.pid_file.unlink(missing_ok=True)
+            _unlink_if_names(self.pid_file, pid)
             how = f" with exit code {code}" if code is not None else ""
             raise LocalKafkaError(f"Kafka (pid {pid}) exited{how} while starting.\n{self._log_excerpt()}")
 
@@ -350,7 +418,7 @@ class LocalKafka:
     def _running_bootstrap(self) -> str:
         # The running JVM read this file at start, so it holds the ports actually in use.
         config = _read_text(self.server_properties) or ""
-        match = re.search(r"^advertised\.listeners=PLAINTEXT://(\S+)$", config, re.MULTILINE)
+        match = re.search(r"^advertised\.listeners=(?:PLAINTEXT|SASL_SSL)://(\S+)$", config, re.MULTILINE)
         return match.group(1) if match else self.bootstrap
 
     # -- helpers ------------------------------------------------------------------------
@@ -457,14 +525,16 @@ def _remove_jar_dir(path: Path) -> None:
     shutil.rmtree(path)
 
 
-async def _ready_or_exit(bootstrap: str, within: float, alive: Callable[[], bool]) -> bool:
-    """Wait for readiness; return True early if the process dies (no point waiting longer)."""
+async def _ready_or_exit(
+    bootstrap: str, within: float, alive: Callable[[], bool], security: KafkaSecurity, brokers: int
+) -> bool:
+    """Wait for readiness; return True early if a process dies (no point waiting longer)."""
 
     async def until_dead() -> None:
         while alive():
             await asyncio.sleep(0.2)
 
-    ready = asyncio.create_task(wait_ready(bootstrap, within))
+    ready = asyncio.create_task(wait_ready(bootstrap, within, security=security, brokers=brokers))
     dead = asyncio.create_task(until_dead())
     await asyncio.wait({ready, dead}, return_when=asyncio.FIRST_COMPLETED)
     for task in (ready, dead):
@@ -537,10 +607,21 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
+def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    # A name of its own per writer: concurrent writers never share (or trip over) a partial file.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _unlink_if_names(pid_file: Path, pid: int) -> None:
+    if _read_text(pid_file) == f"{pid}\n":
+        pid_file.unlink(missing_ok=True)
 
 
 def _tail(path: Path, since: int = 0, max_bytes: int = 16_384) -> str:
@@ -562,61 +643,3 @@ def _size(path: Path) -> int:
 
 def _last_lines(text: str, count: int = 25) -> str:
     return "\n".join("    " + line for line in text.strip().splitlines()[-count:])
-
-
-_SERVER_PROPERTIES = """\
-# Written by kaizen_cli/kafka_local.py on every start; edits here are lost.
-# Single node: replication factors and min ISR of 1 everywhere, or consumer groups and
-# transactions wait forever for coordinators. Loopback only; advertise 127.0.0.1 (not
-# localhost: IPv6 surprises), and never the controller port (transaction commits fail).
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={log_dir}
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-default.replication.factor=1
-min.insync.replicas=1
-group.initial.rebalance.delay.ms=0
-# Kafka 4 rejects timestamps more than 1 h ahead by default; replayed test histories have them.
-log.message.timestamp.after.max.ms=9223372036854775807
-num.network.threads=2
-num.io.threads=4
-log.cleaner.dedupe.buffer.size=33554432
-"""
-
-# One rolling file keeps the broker quiet on the terminal and bounded on disk.
-_LOG4J2_PROPERTIES = """\
-# Written by kaizen_cli/kafka_local.py on every start; edits here are lost.
-status = warn
-# Log4j's own hook would close the file before Kafka's shutdown finishes logging; the last
-# lines would then go to jvm.out through Log4j's fallback logger.
-shutdownHook = disable
-appender.file.type = RollingFile
-appender.file.name = FILE
-appender.file.fileName = ${sys:kafka.logs.dir}/server.log
-appender.file.filePattern = ${sys:kafka.logs.dir}/server.log.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = Policies
-appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 50MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 3
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.requestchannel.name = kafka.network.RequestChannel$
-logger.requestchannel.level = WARN
-"""

@@ -27,6 +27,7 @@ from shared.events.envelope import Envelope
 from shared.events.topics import Topics
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import EventLog, LogUnavailable
+from shared.kafka.security import client_options
 from shared.settings import Settings
 
 keys_app = typer.Typer(help="API keys, from the server side.", no_args_is_help=True)
@@ -69,7 +70,10 @@ async def _fold(bootstrap: str, topic: str, ring: KeyRing, start: int, until: in
     """Fold the keys topic from ``start`` up to ``until`` (default: its current end) into ``ring``."""
     partition = TopicPartition(topic, 0)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **client_options(),
     )
     await consumer.start()
     try:

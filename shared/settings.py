@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.git_policy import DEFAULT_GIT_HOSTS, Origin, parse_allowlist
@@ -18,6 +18,11 @@ from shared.model_policy import DEFAULT_ALLOWED_MODELS, ModelPrice, ModelRules, 
 
 #: The shortest bootstrap token accepted: whoever guesses it gets the first admin key.
 MIN_BOOTSTRAP_TOKEN = 16
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS = ("SSL", "SASL_SSL")
 
 
 class Settings(BaseSettings):
@@ -34,6 +39,30 @@ class Settings(BaseSettings):
         9093, ge=1, le=65535, description="Local broker's KRaft controller port."
     )
     kafka_heap: str = Field("1g", pattern=r"^\d+[mg]$", description="Local broker's JVM heap (-Xmx).")
+    # Client security (docs/kafka-security.md). Validated together, each field after the
+    # protocol: a value the protocol would ignore is an error, never silently plaintext.
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT", description="How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL."
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = Field(
+        None, validate_default=True, description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(None, validate_default=True, description="SASL user name.")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="A file holding the SASL password instead (e.g. a mounted secret)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, validate_default=True, description="SASL password (wins over the file)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CAs that sign the brokers' certificates. Unset: the system's CAs."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (mutual TLS), possibly with its key."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, validate_default=True, description="PEM private key of the client certificate (unencrypted)."
+    )
     topic_prefix: str = Field(
         "kaizen", pattern=r"^[a-zA-Z0-9._-]+$", description="Prefix of every topic name."
     )
@@ -136,6 +165,81 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
         return value
 
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password_file",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _secured_cluster_is_named(cls, value: str, info: ValidationInfo) -> str:
+        # The broker `kaizen up` starts speaks plaintext: security settings without a
+        # cluster would make every service fail at its first connection.
+        if value != "PLAINTEXT" and "kafka_bootstrap" in info.data and info.data["kafka_bootstrap"] is None:
+            raise ValueError(
+                f"{value} needs KAIZEN_KAFKA_BOOTSTRAP (the broker `kaizen up` starts is plaintext)"
+            )
+        return value
+
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username")
+    @classmethod
+    def _sasl_setting_matches_protocol(cls, value: str | None, info: ValidationInfo) -> str | None:
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol in _SASL and value is None:
+            raise ValueError(f"required when KAIZEN_KAFKA_SECURITY_PROTOCOL is {protocol}")
+        if protocol is not None and protocol not in _SASL and value is not None:
+            raise ValueError(f"set, but KAIZEN_KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL")
+        return value
+
+    @field_validator("kafka_sasl_password_file", "kafka_ssl_cafile", "kafka_ssl_certfile")
+    @classmethod
+    def _kafka_file_is_readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        protocol = info.data.get("kafka_security_protocol")
+        uses = _SASL if info.field_name == "kafka_sasl_password_file" else _TLS
+        if protocol is not None and protocol not in uses:
+            raise ValueError(f"set, but KAIZEN_KAFKA_SECURITY_PROTOCOL={protocol} does not use it")
+        _readable(value)
+        if info.field_name == "kafka_sasl_password_file" and not value.read_text().strip():
+            raise ValueError(f"{value} is empty")
+        return value
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _sasl_password_is_given(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        protocol = info.data.get("kafka_security_protocol")
+        has_file = info.data.get("kafka_sasl_password_file") is not None
+        if protocol in _SASL and value is None and not has_file:
+            raise ValueError(
+                f"required when KAIZEN_KAFKA_SECURITY_PROTOCOL is {protocol} "
+                "(or KAIZEN_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if protocol is not None and protocol not in _SASL and value is not None:
+            raise ValueError(f"set, but KAIZEN_KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL")
+        return value
+
+    @field_validator("kafka_ssl_keyfile")
+    @classmethod
+    def _keyfile_has_certificate(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol is not None and protocol not in _TLS:
+            raise ValueError(f"set, but KAIZEN_KAFKA_SECURITY_PROTOCOL={protocol} does not use it")
+        if "kafka_ssl_certfile" in info.data and info.data["kafka_ssl_certfile"] is None:
+            raise ValueError("needs KAIZEN_KAFKA_SSL_CERTFILE (the certificate of this key)")
+        return _readable(value)
+
     @field_validator("git_hosts")
     @classmethod
     def _git_hosts_are_origins(cls, value: str) -> str:
@@ -191,6 +295,15 @@ class Settings(BaseSettings):
             default_api_base=self.resolved_llm_api_base,
             prices=dict(self.model_prices),
         )
+
+
+def _readable(path: Path) -> Path:
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    return path
 
 
 @lru_cache(maxsize=1)

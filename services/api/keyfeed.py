@@ -27,6 +27,7 @@ from services.api.adapters import NotYetVisible
 from services.api.keyring import KeyRing
 from shared.events import codec
 from shared.kafka.producer import Position
+from shared.kafka.security import client_options
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
@@ -82,7 +83,10 @@ class KeyFeed:
         """Read the topic for ever, reconnecting after a failure from where it stopped."""
         while True:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+                bootstrap_servers=self._bootstrap,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                **client_options(),
             )
             try:
                 await consumer.start()

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from shared.events.topics import Topics
+from shared.kafka.security import client_options
 from shared.loops import LoopHealth
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,14 @@ class LogProbe:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
             ms = int(self._timeout * 1000)
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=ms)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._bootstrap, request_timeout_ms=ms, **client_options()
+            )
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap, enable_auto_commit=False, request_timeout_ms=ms
+                bootstrap_servers=self._bootstrap,
+                enable_auto_commit=False,
+                request_timeout_ms=ms,
+                **client_options(),
             )
             self._admin, self._consumer = admin, consumer
             await admin.start()

@@ -8,15 +8,26 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.events.topics import Topics
+from shared.kafka.security import KafkaSecurity, client_options
 
 log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Topics, *, partitions: int, replication_factor: int = 1
+    bootstrap: str,
+    topics: Topics,
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    security: KafkaSecurity | None = None,
 ) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="kaizen-admin")
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    ``security``: how to connect; ``None`` means this process's ``KAIZEN_KAFKA_*`` settings.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="kaizen-admin", **client_options(security)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.kafka.producer import EventLog
+from shared.kafka.security import KafkaSecurity, client_options
 from shared.loops import LoopHealth
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class EventConsumer:
         instance_id: str | None = None,
         on_assigned: AssignmentHook | None = None,
         on_revoked: AssignmentHook | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
+        """``security``: how to connect; ``None`` means this process's ``KAIZEN_KAFKA_*`` settings."""
         self.topics = topics
         self.group_id = group_id
         self.events = events
@@ -112,6 +115,7 @@ class EventConsumer:
             isolation_level="read_committed",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
+            **client_options(security),
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.events.topics import Topics
+from shared.kafka.security import KafkaSecurity, client_options
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,19 @@ class EventLog:
     records' acknowledgement.
     """
 
-    def __init__(self, bootstrap: str, topics: Topics, *, client_id: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        *,
+        client_id: str,
+        timeout: float = 10.0,
+        security: KafkaSecurity | None = None,
+    ) -> None:
+        """``security``: how to connect; ``None`` means this process's ``KAIZEN_KAFKA_*`` settings."""
         self.topics = topics
         self._bootstrap = bootstrap
+        self._security = security
         self._client_id = client_id
         self._timeout = timeout
         self._producer: AIOKafkaProducer | None = None
@@ -76,6 +87,7 @@ class EventLog:
                     # Batches form while a request is in flight; lingering would only
                     # delay a lone write.
                     linger_ms=0,
+                    **client_options(self._security),
                 )
                 try:
                     await asyncio.wait_for(producer.start(), self._timeout)

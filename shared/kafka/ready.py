@@ -19,6 +19,8 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from shared.kafka.security import KafkaSecurity, client_options
+
 _PROBE_ID = "kaizen-readiness-probe"
 _GROUP_COORDINATOR = 0
 _TRANSACTION_COORDINATOR = 1
@@ -38,18 +40,25 @@ class _NoBrokerYet(Exception):
 
 # A timeout parameter rather than the caller's asyncio.timeout: the deadline must also end
 # the retries with an error that names what was still failing.
-async def wait_ready(bootstrap: str, timeout: float) -> None:  # noqa: ASYNC109
-    """Return once ``bootstrap`` lists a broker and serves group and transaction coordinators.
+async def wait_ready(
+    bootstrap: str,
+    timeout: float,  # noqa: ASYNC109
+    *,
+    security: KafkaSecurity | None = None,
+    brokers: int = 1,
+) -> None:
+    """Return once ``bootstrap`` lists ``brokers`` brokers and serves group and transaction coordinators.
 
-    ``bootstrap`` is ``host:port[,host:port...]``. Raises :class:`KafkaNotReadyError`
-    after ``timeout`` seconds, with the last error seen.
+    ``bootstrap`` is ``host:port[,host:port...]``; ``security`` says how to connect
+    (``None``: this process's ``KAIZEN_KAFKA_*`` settings). Raises
+    :class:`KafkaNotReadyError` after ``timeout`` seconds, with the last error seen.
     """
     deadline = time.monotonic() + timeout
     last_error = "no answer yet"
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             async with asyncio.timeout(remaining):
-                await _probe(bootstrap)
+                await _probe(bootstrap, security, brokers)
             return
         except TimeoutError:
             break  # the overall deadline hit mid-attempt; keep the more telling earlier error
@@ -59,14 +68,16 @@ async def wait_ready(bootstrap: str, timeout: float) -> None:  # noqa: ASYNC109
     raise KafkaNotReadyError(f"Kafka at {bootstrap} was not ready within {timeout:g}s ({last_error})")
 
 
-async def _probe(bootstrap: str) -> None:
+async def _probe(bootstrap: str, security: KafkaSecurity | None, brokers: int) -> None:
     """One readiness attempt with a fresh client: a failed bootstrap leaves a client unusable."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=_REQUEST_TIMEOUT_MS)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=_REQUEST_TIMEOUT_MS, **client_options(security)
+    )
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
-        if not cluster.get("brokers"):
-            raise _NoBrokerYet("metadata lists no broker yet")
+        if len(cluster.get("brokers") or ()) < brokers:
+            raise _NoBrokerYet(f"metadata lists {len(cluster.get('brokers') or ())} of {brokers} brokers")
         await admin.find_coordinator(_PROBE_ID, _GROUP_COORDINATOR)
         await admin.find_coordinator(_PROBE_ID, _TRANSACTION_COORDINATOR)
     finally:
