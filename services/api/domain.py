@@ -7,6 +7,8 @@ answers and the shapes of what it appends.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +19,10 @@ from shared.events.tasks import input_field_names
 from shared.git_policy import Origin, refusal, target_url
 
 ACTIVE_STATUSES = ("PENDING", "RUNNING", "EVALUATING", "COMPILING")
+#: The most items one ``POST /api/v1/feedback/batch`` takes.
+BATCH_LIMIT = 1000
+#: What a stored feedback row and the request item that wrote it have in common.
+FEEDBACK_FIELDS = ("task_id", "inputs", "output", "score", "source", "metadata")
 TERMINAL_STATUSES = ("SUCCESS", "FAILED", "PR_FAILED")
 SEED_LIMIT = 5000
 #: Settings an ``auto_pr`` task cannot work without (``git_token`` is stored encrypted).
@@ -130,3 +136,24 @@ def budget_warning(estimate_usd: float, budget_usd: float | None) -> str | None:
         f"The estimated cost (${estimate_usd:.4f}) exceeds the task's cost_budget (${budget_usd:.4f}); "
         "the job stops at the budget and keeps the best prompt found so far."
     )
+
+
+def request_event_id(key_id: str, route: str, idempotency_key: str, *parts: object) -> uuid.UUID:
+    """The id of an event appended by a request carrying an ``Idempotency-Key``.
+
+    Every retry of the request derives the same ids, so a retry after a 503 or 504 whose
+    write did land appends events the projector already has (first write wins) and the
+    API can answer from the rows the first attempt wrote. The scope is the API key and
+    the route, so two applications (or two routes) never share ids by choosing one key.
+    The key is hashed first: ``derive_id`` joins its parts with ``/``, which a key may contain.
+    """
+    token = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    return derive_id("idempotency", key_id, route, token, *parts)
+
+
+def fingerprint(values: Mapping[str, Any]) -> str:
+    """A digest of a feedback item's stored fields, equal for a request item and the row it wrote."""
+    document = {name: values[name] for name in FEEDBACK_FIELDS}
+    document["task_id"] = str(document["task_id"])
+    encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()

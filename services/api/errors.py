@@ -18,9 +18,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api import methods
 from services.api.adapters import EventTooLarge, NotYetVisible
 from services.api.problems import ProblemError, invalid, problem_response, problem_type, render
-from services.api.validation import describe
+from services.api.validation import FieldError, describe
 from shared.kafka.producer import LogUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,11 @@ async def on_http(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route matches {request.method} {request.url.path}"
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        allowed = (exc.headers or {}).get("Allow", "")
+        return _problem(request, methods.not_allowed(request.method, request.url.path, allowed))
+    elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's 400 for a body that is not UTF-8; every other malformed JSON body is a 422.
+        return _problem(request, invalid([FieldError(field="body", message="is not valid JSON (not UTF-8)")]))
     return _problem(request, ProblemError(exc.status_code, detail, headers=exc.headers))
 
 
@@ -85,7 +90,7 @@ async def on_database_error(request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers and the request-context middleware on ``app``."""
+    """Register the handlers, the method check and the request-context middleware on ``app``."""
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -94,7 +99,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(EventTooLarge, on_too_large)
     app.add_exception_handler(OperationalError, on_database_error)
     app.add_exception_handler(InterfaceError, on_database_error)
-    app.add_middleware(RequestContext)
+    app.add_middleware(methods.MethodCheck, document=lambda: app.openapi())
+    app.add_middleware(RequestContext)  # outermost: every answer above carries the request id
 
 
 class RequestContext:

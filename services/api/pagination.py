@@ -1,16 +1,39 @@
-"""Opaque cursors for keyset pagination over ``(created_at, id)``.
+"""Paging: cursors for keyset pagination over ``(created_at, id)``, and offsets' bounds.
 
 The cursor names the last item of a page. Ordering by the pair keeps pages stable when
-several items share a timestamp; the id breaks the tie.
+several items share a timestamp; the id breaks the tie. It is opaque to clients, but its
+shape is exact (``CURSOR_PATTERN``, in the OpenAPI document): every string of that shape
+is a position in the keyset, so a client can only be refused for a malformed one.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Query
+
+#: Microseconds since the Unix epoch (up to the year 2286), ``_``, the id's 32 hex digits.
+CURSOR_PATTERN = r"^[0-9]{1,16}_[0-9a-f]{32}$"
+#: The largest row offset both read-model databases take (a signed 64-bit integer).
+MAX_OFFSET = 2**63 - 1
+
+#: The query parameters of a paged list, bounds included, so the OpenAPI document says them.
+Limit = Annotated[int, Query(ge=1, le=200, description="Number of results (default: 50, max: 200)")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Number of items to skip (default: 0)")]
+#: The pattern is documented, not validated here: ``decode_cursor`` refuses in plainer words.
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="The `next_cursor` of the previous page; omit for the first.",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
+]
+
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class InvalidCursor(ValueError):
@@ -23,14 +46,12 @@ def as_utc(value: datetime) -> datetime:
 
 
 def encode_cursor(created_at: datetime, item_id: str) -> str:
-    raw = json.dumps([as_utc(created_at).isoformat(), item_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    micros = (as_utc(created_at) - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}_{uuid.UUID(item_id).hex}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, item_id = json.loads(raw)
-        return as_utc(datetime.fromisoformat(created)), str(uuid.UUID(item_id))
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursor("is not a cursor returned by this API") from exc
+    if not _CURSOR.fullmatch(cursor):
+        raise InvalidCursor("is not a cursor returned by this API")
+    micros, item_hex = cursor.split("_")
+    return _EPOCH + timedelta(microseconds=int(micros)), str(uuid.UUID(item_hex))

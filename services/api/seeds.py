@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +55,18 @@ class ParsedSeeds:
             self.errors.append({"line": line, "message": message})
 
 
-def parse_seeds(data: bytes, schema: list[str] | dict[str, Any] | None, room: int, limit: int) -> ParsedSeeds:
-    """Parse ``data``; lines beyond ``room`` (what is left of the task's ``limit``) are rejected."""
+def parse_seeds(
+    data: bytes,
+    schema: list[str] | dict[str, Any] | None,
+    room: int,
+    limit: int,
+    ids: Callable[[int], uuid.UUID] | None = None,
+) -> ParsedSeeds:
+    """Parse ``data``; lines beyond ``room`` (what is left of the task's ``limit``) are rejected.
+
+    ``ids`` gives a seed's id from its line number (an upload with an ``Idempotency-Key``);
+    without it every seed gets a random id.
+    """
     if not data.strip():
         raise SeedFileError("the file is empty")
     try:
@@ -69,7 +80,7 @@ def parse_seeds(data: bytes, schema: list[str] | dict[str, Any] | None, room: in
         if len(line.encode()) > MAX_LINE_BYTES:
             parsed.reject(number, f"the line is longer than {MAX_LINE_BYTES // 1024} KiB")
             continue
-        item = _parse_line(line, schema)
+        item = _parse_line(line, schema, ids(number) if ids is not None else uuid.uuid4())
         if isinstance(item, str):
             parsed.reject(number, item)
         elif len(parsed.seeds) >= room:
@@ -79,7 +90,7 @@ def parse_seeds(data: bytes, schema: list[str] | dict[str, Any] | None, room: in
     return parsed
 
 
-def _parse_line(line: str, schema: list[str] | dict[str, Any] | None) -> Seed | str:
+def _parse_line(line: str, schema: list[str] | dict[str, Any] | None, feedback_id: uuid.UUID) -> Seed | str:
     """The line's seed, or why it is not one."""
     try:
         raw = json.loads(line)
@@ -97,7 +108,7 @@ def _parse_line(line: str, schema: list[str] | dict[str, Any] | None) -> Seed | 
     mismatch = input_mismatch(schema, item.inputs)
     if mismatch:
         return summary(mismatch)
-    return Seed(feedback_id=uuid.uuid4(), **item.model_dump())
+    return Seed(feedback_id=feedback_id, **item.model_dump())
 
 
 def in_parts(

@@ -21,5 +21,9 @@ authenticated = APIRouter(
 for module in (keys, tasks, feedback, jobs, prompts, optimize):
     authenticated.include_router(module.router)
 api_router.include_router(authenticated)
+# The batch judges unstorable text item by item: one bad item must not sink the others.
+api_router.include_router(
+    feedback.batch_router, dependencies=[Depends(current_key)], responses=problem_responses(403)
+)
 
 __all__ = ["api_router", "health"]

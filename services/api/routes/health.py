@@ -83,7 +83,13 @@ async def readyz(request: Request, context: ContextDep, db: ReadModel, probe: Pr
     return HealthStatus(status="ok")
 
 
-@router.get("/health", response_model=HealthResponse | HealthStatus, responses=_DOWN)
+@router.get(
+    "/health",
+    response_model=HealthResponse | HealthStatus,
+    responses=_DOWN,
+    # The key is optional here (it adds the detail): FastAPI lists the key, `{}` adds "or none".
+    openapi_extra={"security": [{}]},
+)
 async def health(
     request: Request, db: ReadModel, probe: ProbeDep, settings: SettingsDep, detail: Detail
 ) -> Any:

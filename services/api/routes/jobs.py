@@ -27,6 +27,7 @@ from services.api.deps import (
     WriterDep,
     still_active,
 )
+from services.api.pagination import MAX_OFFSET, Limit, Offset
 from services.api.problems import ProblemError, conflict, not_found
 from services.api.queries import jobs, prompts
 from services.api.schemas.common import problem_responses
@@ -60,8 +61,8 @@ async def list_jobs(
     _: ReadKey,
     db: ReadModel,
     task_id: Annotated[uuid.UUID | None, Query(description="Filter by task ID")] = None,
-    limit: Annotated[int, Query(ge=1, le=200, description="Number of results (default: 50, max: 200)")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Number of jobs to skip (default: 0)")] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> list[JobResponse]:
     """List optimization jobs, optionally filtered by task. Returns newest jobs first."""
     async with db.connect() as conn:
@@ -148,7 +149,7 @@ async def stream_job(
     job_id: JobId,
     db: ReadModel,
     last_event_id: Annotated[
-        int | None, Header(alias="Last-Event-ID", description="Resume after this id.")
+        int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_OFFSET, description="Resume after this id.")
     ] = None,
 ) -> EventSourceResponse:
     """The job's events as Server-Sent Events (`event` = type, `id` = offset); ends with the job,

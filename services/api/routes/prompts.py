@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query
 
 from services.api import views
 from services.api.deps import AdminKey, ReadKey, ReadModel, RequestId, WriterDep
+from services.api.pagination import Limit, Offset
 from services.api.problems import conflict, invalid, not_found
 from services.api.queries import prompts
 from services.api.schemas.common import problem_responses
@@ -43,8 +44,8 @@ async def prompt_versions(
     _: ReadKey,
     task_id: uuid.UUID,
     db: ReadModel,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> list[PromptVersionResponse]:
     """Every version of the task's prompt, newest first."""
     async with db.connect() as conn:

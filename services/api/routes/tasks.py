@@ -8,14 +8,14 @@ projector keeps the first: the loser gets 409 like any other duplicate.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from cryptography.fernet import Fernet
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from services.api import domain, views
 from services.api.deps import AdminKey, FernetDep, ReadKey, ReadModel, RequestId, SettingsDep, WriterDep
-from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from services.api.pagination import Cursor, InvalidCursor, Limit, decode_cursor, encode_cursor
 from services.api.problems import ProblemError, conflict, invalid, not_found
 from services.api.queries import tasks
 from services.api.schemas.common import problem_responses
@@ -27,8 +27,6 @@ from shared.model_policy import ModelRules, model_problems
 from shared.secrets import encrypt_token
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
-
-Limit = Annotated[int, Query(ge=1, le=200, description="Tasks per page.")]
 
 
 def _duplicate(name: str) -> ProblemError:
@@ -76,10 +74,10 @@ async def create_task(
 
 
 @router.get("", responses=problem_responses(401, 422))
-async def list_tasks(_: ReadKey, db: ReadModel, limit: Limit = 50, cursor: str | None = None) -> TaskPage:
+async def list_tasks(_: ReadKey, db: ReadModel, limit: Limit = 50, cursor: Cursor = None) -> TaskPage:
     """Tasks, newest first, a page at a time: pass `next_cursor` back as `cursor`."""
     try:
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor is not None else None
     except InvalidCursor as exc:
         raise invalid([FieldError(field="cursor", message=str(exc))]) from exc
     async with db.connect() as conn:

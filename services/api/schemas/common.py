@@ -22,6 +22,22 @@ UtcDateTime = Annotated[
 ]
 
 
+def without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` no longer offering ``null``: ``anyOf [T, null]`` becomes ``T``, a null default goes.
+
+    For what is optional by being left out, never by being null: a parameter (a client
+    cannot send a null one) and a setting an update may omit but not clear.
+    """
+    members = schema.get("anyOf")
+    if members is None:
+        return schema
+    kept = [member for member in members if member != {"type": "null"}]
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    if rest.get("default", ...) is None:
+        del rest["default"]
+    return {**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept}
+
+
 class Problem(BaseModel):
     """An RFC 7807 problem: the body of every 4xx and 5xx answer."""
 

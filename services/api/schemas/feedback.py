@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
-from services.api.schemas.common import UtcDateTime
+from services.api.schemas.common import FieldErrorOut, Problem, UtcDateTime
 from shared.events.feedback import FeedbackSource
 
 
@@ -22,6 +22,39 @@ class FeedbackCreate(BaseModel):
     score: float = Field(ge=0, le=1, examples=[0.9])
     source: FeedbackSource = "sdk"
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class FeedbackBatch(BaseModel):
+    """Up to 1,000 items, each shaped like ``POST /api/v1/feedback``'s body.
+
+    The items are judged one by one in the route (``SkipValidation``): a bad item is
+    refused in its result and never sinks the others.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[SkipValidation[FeedbackCreate]] = Field(min_length=1, max_length=1000)
+
+
+class ItemProblem(Problem):
+    """Why one item of a batch was refused; ``instance`` points at the item (``…#/items/3``)."""
+
+    errors: list[FieldErrorOut] = Field(default_factory=list)
+
+
+class FeedbackItemResult(BaseModel):
+    """One item's fate, at the item's ``index``: ``id`` when accepted, ``problem`` when refused."""
+
+    index: int
+    status: int = Field(description="201 when accepted; the problem's status (404, 422) when refused.")
+    id: uuid.UUID | None = None
+    problem: ItemProblem | None = None
+
+
+class FeedbackBatchResult(BaseModel):
+    accepted: int
+    refused: int
+    results: list[FeedbackItemResult] = Field(description="One per item, in the request's order.")
 
 
 class FeedbackResponse(BaseModel):
@@ -42,6 +75,12 @@ class FeedbackResponse(BaseModel):
 class SeedLineError(BaseModel):
     line: int
     message: str
+
+
+class SeedsRejected(Problem):
+    """A seed upload's 422: the fields that broke a rule, or (``invalid-seeds``) the file's rejected lines."""
+
+    errors: list[FieldErrorOut | SeedLineError]
 
 
 class SeedUploadResult(BaseModel):

@@ -53,5 +53,5 @@ class PromptRegistration(BaseModel):
         examples=["Is the following text positive or negative? Answer with one word.\nText: {text}\nAnswer:"],
     )
     activate: bool = Field(
-        True, description="Make it the active prompt at once (the application runs it already)."
+        True, strict=True, description="Make it the active prompt at once (the application runs it already)."
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from services.api.schemas.common import UtcDateTime
+from services.api.schemas.common import UtcDateTime, without_null
 from shared.evaluator_config import validate_evaluator_config
 from shared.events.tasks import (
     GitProvider,
@@ -148,18 +148,6 @@ class TaskCreate(_TaskFields):
         return value.strip()
 
 
-class TaskUpdate(_TaskFields):
-    """Changed settings only; ``null`` clears an optional setting. The name cannot change."""
-
-    name: str | None = Field(None, description="Read-only: only the current name is accepted.")
-    feedback_threshold: int | None = Field(None, ge=1)
-    module_type: ModuleType | None = None
-    mode: TaskMode | None = None
-    prompt_format: PromptFormat | None = None
-    prompt_contract: PromptContract | None = Field(None, description=PROMPT_CONTRACT_DOC)
-    optimizer: OptimizerName | None = Field(None, description=OPTIMIZER_DOC)
-
-
 #: Settings that always have a value: ``null`` is refused for them in an update.
 NOT_NULLABLE = (
     "name",
@@ -171,6 +159,27 @@ NOT_NULLABLE = (
     "prompt_contract",
     "optimizer",
 )
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    # Left out, they keep their value; null would clear them, which they cannot be (a 422).
+    properties = schema["properties"]
+    for name in NOT_NULLABLE:
+        properties[name] = without_null(properties[name])
+
+
+class TaskUpdate(_TaskFields):
+    """Changed settings only; ``null`` clears an optional setting. The name cannot change."""
+
+    model_config = ConfigDict(json_schema_extra=_not_nullable)
+
+    name: str | None = Field(None, description="Read-only: only the current name is accepted.")
+    feedback_threshold: int | None = Field(None, ge=1)
+    module_type: ModuleType | None = None
+    mode: TaskMode | None = None
+    prompt_format: PromptFormat | None = None
+    prompt_contract: PromptContract | None = Field(None, description=PROMPT_CONTRACT_DOC)
+    optimizer: OptimizerName | None = Field(None, description=OPTIMIZER_DOC)
 
 
 class ThresholdProgress(BaseModel):

@@ -8,7 +8,9 @@ events to the log exactly as the optimizer and the PR publisher would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -70,6 +73,23 @@ class Api:
 
     async def table(self, table: Any) -> list[Any]:
         return await self.rows(select(table))
+
+    @contextlib.asynccontextmanager
+    async def served(self) -> AsyncIterator[str]:
+        """This API on a real loopback port (its base URL), for a client in another process."""
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(self.transport.app, lifespan="off", ws="none", log_level="warning")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                await asyncio.sleep(0.01)
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            await serving
+            sock.close()
 
     def anonymous(self) -> httpx.AsyncClient:
         """A client without the key (close it, e.g. ``async with api.anonymous() as c``)."""

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from services.api import domain
+from services.api.pagination import MAX_OFFSET
+from services.api.schemas.feedback import SeedsRejected
 from shared.events.feedback import SeedsUploaded
 from tests.integration.api.conftest import Api, assert_problem, read_log
 
@@ -97,6 +99,7 @@ async def test_unusable_seed_files_are_refused(api: Api, monkeypatch: pytest.Mon
     assert_problem(await api.client.post(url, files={"file": ("s.jsonl", b"\xff\xfe\x00")}), 400)
     none_valid = await api.client.post(url, files={"file": ("s.jsonl", _jsonl("{", "[]"))})
     assert [e["line"] for e in assert_problem(none_valid, 422)["errors"]] == [1, 2]
+    SeedsRejected.model_validate(none_valid.json())  # the route's documented 422
     assert assert_problem(await api.client.post(url, data={"x": "y"}), 422)["detail"] == "file: is required"
     assert_problem(
         await api.client.post(f"/api/v1/tasks/{uuid.uuid4()}/seed", files={"file": ("s", b"{}")}), 404
@@ -107,3 +110,13 @@ async def test_unusable_seed_files_are_refused(api: Api, monkeypatch: pytest.Mon
     assert (partial["accepted"], partial["rejected"], partial["total_seeds"]) == (2, 1, 2)
     full = await api.client.post(url, files={"file": ("s.jsonl", seeds)})
     assert "limit of 2 seeds" in assert_problem(full, 400)["detail"]
+
+
+async def test_the_largest_documented_offset_is_an_empty_page_and_one_more_is_422(api: Api) -> None:
+    task = await _task(api)
+    await api.client.post("/api/v1/feedback", json=_feedback(task["id"]))
+    for path in ("/api/v1/feedback", "/api/v1/jobs", f"/api/v1/prompts/{task['id']}/versions"):
+        response = await api.client.get(path, params={"offset": MAX_OFFSET})
+        assert response.status_code == 200 and response.json() == [], response.text
+        beyond = await api.client.get(path, params={"offset": MAX_OFFSET + 1})
+        assert assert_problem(beyond, 422)["detail"] == f"offset: must be at most {MAX_OFFSET}"

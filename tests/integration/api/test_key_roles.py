@@ -27,7 +27,11 @@ from tests.support.system import BOOTSTRAP_HEADER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-INGEST_ROUTES = {("POST", "/api/v1/feedback"), ("POST", "/api/v1/tasks/{task_id}/seed")}
+INGEST_ROUTES = {
+    ("POST", "/api/v1/feedback"),
+    ("POST", "/api/v1/feedback/batch"),
+    ("POST", "/api/v1/tasks/{task_id}/seed"),
+}
 
 
 async def _new_key(api: Api, role: str) -> dict[str, Any]:

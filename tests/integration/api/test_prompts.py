@@ -4,17 +4,13 @@ registering the prompt the application runs today (through the API and `kaizen p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from shared.events import codec
 from shared.events.envelope import Envelope
@@ -196,24 +192,6 @@ async def test_registering_refuses_unknown_tasks_empty_text_and_unknown_fields(a
 # --- `kaizen prompts push|pull` over HTTP ----------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _served(api: Api) -> AsyncIterator[str]:
-    """The test's API app on a real loopback port, for a client in another process."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(api.transport.app, lifespan="off", ws="none", log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
-
-
 async def _kaizen(url: str, key: str, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "KAIZEN_URL": url, "KAIZEN_API_KEY": key}
     process = await asyncio.create_subprocess_exec(
@@ -235,7 +213,7 @@ async def test_the_cli_pushes_a_prompt_file_and_pulls_it_back_byte_for_byte(api:
     task_id = await _task(api, "template")
     prompt_file = tmp_path / "sentiment.txt"
     prompt_file.write_bytes((TEMPLATE + "\r\n").encode())
-    async with _served(api) as url:
+    async with api.served() as url:
         code, out, err = await _kaizen(url, api.key, "push", task_id, str(prompt_file))
         assert code == 0, err
         active = (await api.client.get(f"/api/v1/prompts/{task_id}")).json()

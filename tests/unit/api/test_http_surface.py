@@ -6,11 +6,13 @@ read model is a fresh SQLite file with one key inserted directly (the projector'
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +20,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.api.main import create_app
+from services.api.pagination import CURSOR_PATTERN, MAX_OFFSET
+from services.api.schemas.tasks import NOT_NULLABLE
 from services.api.security import hash_key, key_prefix, new_api_key
 from shared.readmodel.db import make_engine
 from shared.readmodel.tables import api_keys
@@ -207,3 +211,74 @@ async def test_a_request_too_large_for_one_record_is_413_not_503(client: httpx.A
     body = {"name": "big", "description": "x" * 1_000_000}
     response = await client.post("/api/v1/tasks", json=body, headers={"X-API-Key": key})
     assert "at most 1000000" in assert_problem(response, 413)["detail"]  # type: ignore[operator]
+
+
+# --- The OpenAPI document says what the API checks (tests/integration/api/test_openapi_fuzz.py) ---
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/jobs", "/api/v1/feedback", f"/api/v1/prompts/{uuid.uuid4()}/versions"]
+)
+async def test_an_offset_beyond_64_bits_is_422_not_500(
+    client: httpx.AsyncClient, key: str, path: str
+) -> None:
+    response = await client.get(path, params={"offset": MAX_OFFSET + 1}, headers={"X-API-Key": key})
+    assert assert_problem(response, 422)["detail"] == f"offset: must be at most {MAX_OFFSET}"
+
+
+async def test_a_405_allows_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    for method, path, allow in (
+        ("OPTIONS", "/api/v1/tasks", "GET, POST"),
+        ("PUT", f"/api/v1/tasks/{uuid.uuid4()}", "DELETE, GET, PATCH"),
+        ("OPTIONS", "/api/v1/feedback", "GET, POST"),
+    ):
+        response = await client.request(method, path)
+        assert_problem(response, 405)
+        assert response.headers["allow"] == allow
+
+
+async def test_a_concrete_path_is_never_taken_for_an_id(client: httpx.AsyncClient, key: str) -> None:
+    response = await client.delete("/api/v1/keys/bootstrap", headers={"X-API-Key": key})
+    assert assert_problem(response, 405)["detail"] == "DELETE is not allowed on /api/v1/keys/bootstrap"
+    assert response.headers["allow"] == "POST"
+    malformed = await client.delete("/api/v1/keys/nope", headers={"X-API-Key": key})
+    assert assert_problem(malformed, 422)["detail"] == "key_id: must be a UUID"
+
+
+async def test_a_body_that_is_not_utf8_is_422_like_any_malformed_json(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    headers = {"X-API-Key": key, "content-type": "application/json"}
+    response = await client.post("/api/v1/tasks", content=b'{"name": "\xff"}', headers=headers)
+    assert assert_problem(response, 422)["errors"] == [
+        {"field": "body", "message": "is not valid JSON (not UTF-8)"}
+    ]
+
+
+async def test_an_empty_cursor_is_refused_like_any_malformed_one(client: httpx.AsyncClient, key: str) -> None:
+    response = await client.get("/api/v1/tasks", params={"cursor": ""}, headers={"X-API-Key": key})
+    assert assert_problem(response, 422)["detail"] == "cursor: is not a cursor returned by this API"
+
+
+def _operations(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [operation for item in document["paths"].values() for operation in item.values()]
+
+
+async def test_the_openapi_document_states_the_rules_the_api_checks(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    for operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            assert "null" not in json.dumps(parameter["schema"]), parameter  # absent means none
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert set(response["content"]) == {"application/problem+json"}, (operation, status)
+    jobs = {p["name"]: p["schema"] for p in document["paths"]["/api/v1/jobs"]["get"]["parameters"]}
+    assert jobs["offset"]["maximum"] == MAX_OFFSET and jobs["limit"]["maximum"] == 200
+    tasks = {p["name"]: p["schema"] for p in document["paths"]["/api/v1/tasks"]["get"]["parameters"]}
+    assert tasks["cursor"]["pattern"] == CURSOR_PATTERN
+    update = document["components"]["schemas"]["TaskUpdate"]["properties"]
+    assert all("anyOf" not in update[name] for name in NOT_NULLABLE)
+    assert "anyOf" in update["description"]  # an optional setting may still be cleared with null
+    seed_422 = document["paths"]["/api/v1/tasks/{task_id}/seed"]["post"]["responses"]["422"]
+    assert seed_422["content"]["application/problem+json"]["schema"]["$ref"].endswith("/SeedsRejected")
+    assert {} in document["paths"]["/health"]["get"]["security"]  # the key is optional there

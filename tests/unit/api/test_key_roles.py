@@ -26,7 +26,11 @@ from shared.events.keys import ApiKeyCreated, ApiKeyRevoked, KeyRole
 from shared.settings import Settings
 from tests.support.system import BOOTSTRAP_HEADER, TEST_BOOTSTRAP_TOKEN
 
-INGEST_ROUTES = {("POST", "/api/v1/feedback"), ("POST", "/api/v1/tasks/{task_id}/seed")}
+INGEST_ROUTES = {
+    ("POST", "/api/v1/feedback"),
+    ("POST", "/api/v1/feedback/batch"),
+    ("POST", "/api/v1/tasks/{task_id}/seed"),
+}
 #: Keys are managed by admins only, their listing included.
 ADMIN_GETS = {("GET", "/api/v1/keys")}
 UNAUTHENTICATED = {("POST", "/api/v1/keys/bootstrap")}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from services.api.pagination import CURSOR_PATTERN, InvalidCursor, decode_cursor, encode_cursor
 
 
 def test_cursor_round_trips_with_microseconds() -> None:
@@ -33,3 +36,16 @@ def test_cursor_is_url_safe_and_opaque() -> None:
 def test_foreign_cursors_are_refused(bad: str) -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor(bad)
+
+
+@given(st.from_regex(CURSOR_PATTERN, fullmatch=True))
+def test_every_cursor_of_the_documented_shape_is_a_position(cursor: str) -> None:
+    created, item = decode_cursor(cursor)
+    assert created.tzinfo is UTC and uuid.UUID(item)
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1)), st.uuids())
+def test_cursors_have_the_documented_shape_and_round_trip(created: datetime, item: uuid.UUID) -> None:
+    cursor = encode_cursor(created, str(item))
+    assert re.fullmatch(CURSOR_PATTERN, cursor)
+    assert decode_cursor(cursor) == (created.replace(tzinfo=UTC), str(item))

@@ -1,0 +1,90 @@
+"""``Idempotency-Key`` on feedback, batch and seed writes: a retry never writes twice.
+
+A request that carries the header derives its events' ids from the API key, the route,
+the header and the item's place in the request (``domain.request_event_id``), not at
+random. What follows:
+
+- a retry appends nothing when the read model already holds the rows of the first
+  attempt, and answers from those rows: the first answer;
+- a retry that comes before the first attempt is visible (the 503 or 504 whose write
+  did land) appends the same ids again; the projector keeps the first write of an id, so
+  the read model never holds a duplicate;
+- a retry whose item differs from the row its id wrote is refused with a 422
+  ``idempotency-key-reused`` problem (the row's stored fields are the first body's hash).
+
+An item refused the first time wrote nothing, so its retry is judged afresh.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Header
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.api import domain
+from services.api.keyring import KeyRecord
+from services.api.problems import ProblemError
+from shared.readmodel.tables import feedback
+
+HEADER = "Idempotency-Key"
+#: Ids per ``IN (…)``: far below SQLite's and PostgreSQL's bound-parameter limits.
+LOOKUP_CHUNK = 500
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description=(
+            "Any unique string per logical write (a UUID is a good choice). A retry with the same key "
+            "and the same body returns the first answer and writes nothing twice, even after a 503 or "
+            "504; the same key with a different body is a 422 `idempotency-key-reused`. Scoped to the "
+            "API key and the route."
+        ),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a keyed request's ids come from."""
+
+    key_id: str
+    route: str
+    token: str
+
+    def event_id(self, *parts: object) -> uuid.UUID:
+        return domain.request_event_id(self.key_id, self.route, self.token, *parts)
+
+
+def scope(key: KeyRecord, route: str, token: str | None) -> Scope | None:
+    return None if token is None else Scope(key.id, route, token)
+
+
+async def feedback_rows(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
+    """The feedback rows (seeds included) with these ids, by id."""
+    wanted = [str(i) for i in ids]
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        query = select(feedback).where(feedback.c.id.in_(wanted[start : start + LOOKUP_CHUNK]))
+        found.update({row.id: row for row in (await conn.execute(query)).all()})
+    return found
+
+
+def stored_fingerprint(row: Any) -> str:
+    return domain.fingerprint({name: getattr(row, name) for name in domain.FEEDBACK_FIELDS})
+
+
+def reused(where: Sequence[int | str] = ()) -> ProblemError:
+    """The key came back with a body that differs from the one it first wrote."""
+    detail = f"the {HEADER} was used before with a different body; use a new key for a new request"
+    if where:
+        detail += f" (different: {', '.join(str(w) for w in where[:20])})"
+    return ProblemError(422, detail, title="Idempotency key reused", slug="idempotency-key-reused")
