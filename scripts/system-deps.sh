@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the system tools Kaizen needs (Java ≥ 17 and Maven for the local Kafka broker,
-# PostgreSQL's server binaries for the read-model tests, wrk for the benchmarks) and installs the missing ones
-# from Debian's packages when running as root.
+# PostgreSQL's server binaries for the read-model tests, wrk for the benchmarks, Chromium for the dashboard's
+# browser tests) and installs the missing ones from Debian's packages when running as root.
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
@@ -9,6 +9,9 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v jq >/dev/null || missing+=(jq)      # the seed's polling script, run by the e2e tests
 command -v curl >/dev/null || missing+=(curl)
 command -v wrk >/dev/null || missing+=(wrk)    # the load generator of bench/api_ratio.py (make bench)
+# Headless Chromium for tests/e2e/browser, driven by Playwright (PyPI) through this executable:
+# Playwright's own browser download (`playwright install`) is never used.
+command -v chromium >/dev/null || missing+=(chromium)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi

@@ -21,6 +21,8 @@ from services.api.deps import ApiContext
 from services.api.keyfeed import KeyFeed
 from services.api.probe import LogProbe, watch_broker
 from services.api.routes import api_router, health
+from services.api.ui import docs as offline_docs
+from services.api.ui import install as install_dashboard
 from shared.events.topics import Topics
 from shared.kafka.producer import EventLog, LogUnavailable
 from shared.loops import Loops
@@ -97,12 +99,22 @@ def create_app(
             await events.stop()
             await engine.dispose()
 
-    app = FastAPI(title="Kaizen API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    # docs_url=None, redoc_url=None: FastAPI's own pages load their assets from a CDN; ours do not.
+    app = FastAPI(
+        title="Kaizen API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     limits.install(app, limits.BodyLimits(json=settings.max_body_bytes))
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)
     app.include_router(api_router)
+    offline_docs.install(app)
+    install_dashboard(app)
     return app
 
 
