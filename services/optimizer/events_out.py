@@ -175,6 +175,7 @@ def metadata(spec: JobSpec, result: JobResult) -> dict[str, Any]:
         "program_export_score": result.program_export_score,
         "in_dspy_export_gap": _gap(result.optimized_score, result.program_export_score),
         "no_prompt_score": result.no_prompt_score,
+        "user_message_score": result.user_message_score,
         "chosen_candidate": result.chosen_candidate,
         "candidates": [c.model_dump() for c in result.candidates],
         "proposals_dropped": result.proposals_dropped,

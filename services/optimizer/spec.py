@@ -248,6 +248,7 @@ class JobResult(_Frozen):
     test_majority_score: float | None = None
     program_export_score: float | None = None
     no_prompt_score: float | None = None
+    user_message_score: float | None = None
     chosen_candidate: str = ""
     candidates: list[CandidateScore] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

@@ -232,6 +232,7 @@ def test_a_model_that_ignores_system_prompts_is_said_plainly_and_the_baseline_is
         result, _ = run(ticket_spec(llm, max_trials=3))
 
     assert result.no_prompt_score is not None and result.baseline_score is not None
+    assert result.user_message_score is not None
     assert result.export_score == result.baseline_score  # nothing beats it, so nothing is proposed
     assert result.chosen_candidate == "baseline"
     assert any("ignores system prompts" in note for note in result.notes)

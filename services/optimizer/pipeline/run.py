@@ -404,17 +404,24 @@ def _held_out(run: _Run, scorer: Scorer, chosen: Scored) -> None:
 
 
 def _check_listening(run: _Run, scorer: Scorer, chosen: Scored) -> None:
-    """Under ``system``, say plainly when the model answers the same with or without the prompt."""
+    """Under ``system``, say plainly when the model does not follow system prompts.
+
+    Two measured controls on validation: the inputs with no prompt at all, and the chosen
+    instruction moved into the user message (what the ``template`` contract would send).
+    """
     data = run.data
     if run.spec.prompt_contract != "system" or data is None:
         return
     control = scorer.score_without_prompt(data.val)
+    in_user = scorer.score_in_user_message(chosen.candidate.body, data.val)
     run.extra["no_prompt_score"] = round(control, 4)
+    run.extra["user_message_score"] = round(in_user, 4)
     best = max(s.score for s in run.scored)
-    if best - control < IGNORED_PROMPT_MARGIN:
+    if best - control < IGNORED_PROMPT_MARGIN or in_user - best >= IGNORED_PROMPT_MARGIN:
         run.notes.append(
-            f"the task model scores {control:.2f} with no prompt at all and at best {best:.2f} with one: it "
-            "largely ignores system prompts; the template or messages contract lets the prompt reach it"
+            f"the task model largely ignores system prompts: on validation it scores {control:.2f} with "
+            f"no prompt, at best {best:.2f} with a system prompt, and {in_user:.2f} with the same "
+            "instruction in the user message; the template or messages contract lets the prompt reach it"
         )
 
 

@@ -47,6 +47,21 @@ class Scorer:
         )
         return mean
 
+    def score_in_user_message(self, instruction: str, examples: Sequence[Example]) -> float:
+        """A diagnostic for ``system``: the same instruction placed before the inputs in the user message."""
+        fields = self.spec.input_fields
+
+        def messages(example: Example) -> Messages:
+            return [
+                {
+                    "role": "user",
+                    "content": f"{instruction.strip()}\n\n{user_message(example.inputs, fields)}",
+                }
+            ]
+
+        mean, _ = self._score("\0user:" + instruction, examples, messages)
+        return mean
+
     def _score(
         self, key: str, examples: Sequence[Example], messages: Callable[[Example], Messages]
     ) -> tuple[float, list[str]]:
