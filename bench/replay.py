@@ -4,9 +4,14 @@ The log is a fresh topic prefix holding a mixed, realistic history: API keys iss
 revoked, tasks, bursts of feedback, and jobs (success, failure, PR opened or failed,
 prompt activations) as the API, the optimizer and the PR publisher emit them; the same
 builders as ``bench.api_reads``. ``rebuild()`` then folds the whole log into an empty
-read model: SQLite by default, PostgreSQL with ``--db-url``.
+read model: SQLite by default, PostgreSQL with ``--db-url``, or both with ``--postgres``.
+
+Each rebuild runs in a child process of its own, which reports its peak RSS. With
+``--baseline REF`` the projector of a Git revision (``git archive REF``, read only) folds
+the same log first, in the same conditions, so the two figures compare.
 
     .venv/bin/python -m bench.replay [--events 100000] [--db-url postgresql+asyncpg://…/an_empty_database]
+    .venv/bin/python -m bench.replay --events 100000 --baseline HEAD --postgres postgresql+asyncpg://…/postgres
 """
 
 from __future__ import annotations
@@ -15,22 +20,28 @@ import argparse
 import asyncio
 import collections
 import hashlib
+import json
+import os
 import random
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bench.api_reads import OUTCOMES, History, Writer, add_feedback, add_job, add_task
-from bench.common import broker
-from services.projector.bootstrap import rebuild
 from shared.events.envelope import Envelope
 from shared.events.keys import ApiKeyCreated, ApiKeyRevoked
 from shared.events.topics import Topics
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import EventLog
+
+if TYPE_CHECKING:
+    from bench.api_reads import Writer
 
 PARTITIONS = 6
 CHUNK = 5000
@@ -50,6 +61,8 @@ def add_keys(w: Writer, n: int) -> None:
 
 def mixed_history(events: int, tasks: int, seed: int = 5) -> Iterator[list[Envelope]]:
     """Keys and tasks first, then feedback bursts and jobs until ``events``, a chunk at a time."""
+    from bench.api_reads import OUTCOMES, History, Writer, add_feedback, add_job, add_task
+
     rng = random.Random(seed)
     history = History()
     w = Writer(history, datetime.now(UTC) - timedelta(days=400), rng)
@@ -93,22 +106,98 @@ async def append(
     return kinds
 
 
-async def run(bootstrap: str, events: int, tasks: int, db_url: str | None) -> None:
+async def run(
+    bootstrap: str,
+    events: int,
+    tasks: int,
+    db_url: str | None,
+    baseline: str | None,
+    postgres: str | None,
+    rounds: int = 1,
+) -> None:
     topics = Topics(f"bench-{uuid.uuid4().hex[:8]}")
     await ensure_topics(bootstrap, topics, partitions=PARTITIONS)
     kinds = await append(bootstrap, topics, exactly(events, mixed_history(events, tasks)))
-    print("log: " + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()))
-    url = (
-        db_url
-        or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='kaizen-bench-replay-')) / 'rebuilt.db'}"
+    print("log: " + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()), flush=True)
+    variants: list[tuple[str, str | None]] = [("working tree", None)]
+    if baseline is not None:
+        variants.insert(0, (f"baseline {baseline}", baseline))
+    backends = [db_url] if db_url else ["sqlite"] + ([postgres] if postgres else [])
+    for backend in backends:
+        for label, ref in variants * rounds:  # alternating: baseline, working tree, baseline, …
+            url = await _empty_database(backend)
+            load = os.getloadavg()[0]
+            result = _rebuild_in_child(bootstrap, topics, url, ref)
+            applied, seconds, cpu = result["applied"], result["seconds"], result["cpu_seconds"]
+            print(
+                f"{label:<16} rebuild() into {url.split('://', 1)[0]}: {applied} records in {seconds:.1f} s: "
+                f"{applied / seconds:.0f} records/s; {cpu:.1f} CPU s in the process "
+                f"({applied / cpu:.0f} records per CPU second); peak RSS {result['peak_rss_mb']:.0f} MB; "
+                f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; code in {result['code']}",
+                flush=True,
+            )
+
+
+async def _empty_database(backend: str) -> str:
+    """A fresh SQLite file, or a new database on the PostgreSQL server of ``backend``."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='kaizen-bench-replay-')) / 'rebuilt.db'}"
+    if not backend.startswith("postgresql") or backend.rsplit("/", 1)[-1] != "postgres":
+        return backend  # --db-url: the caller's empty database
+    import asyncpg
+
+    name = f"bench_replay_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(backend.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return backend.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _rebuild_in_child(bootstrap: str, topics: Topics, url: str, ref: str | None) -> dict[str, Any]:
+    """Run ``rebuild()`` in a child process (``ref``'s projector, or the working tree's)."""
+    child = [sys.executable, "-m", "bench.replay", "--rebuild-only", topics.prefix, "--db-url", url]
+    child += ["--bootstrap", bootstrap]
+    if ref is not None:
+        child += ["--code", str(_projector_at(ref))]
+    done = subprocess.run(child, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the rebuild failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _projector_at(ref: str) -> Path:
+    """``services/__init__.py`` and ``services/projector`` as of ``ref``, extracted to a new directory."""
+    root = Path(tempfile.mkdtemp(prefix="kaizen-bench-baseline-"))
+    archive = subprocess.run(
+        ["git", "archive", ref, "services/__init__.py", "services/projector"], capture_output=True, check=True
     )
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+async def rebuild_only(kafka: str, prefix: str, url: str, code: str | None) -> dict[str, Any]:
+    """Time ``rebuild()``; with ``code``, the ``services`` package found there (a revision's)."""
+    if code is not None:
+        sys.path.insert(0, code)
+        for name in [m for m in sys.modules if m == "services" or m.startswith("services.")]:
+            del sys.modules[name]
+    from services.projector import bootstrap
+
     started = time.perf_counter()
-    applied = await rebuild(bootstrap, topics, url)
-    elapsed = time.perf_counter() - started
-    backend = url.split("://", 1)[0]
-    print(
-        f"rebuild() into {backend}: {applied} records in {elapsed:.1f} s: {applied / elapsed:.0f} records/s"
-    )
+    applied = await bootstrap.rebuild(kafka, Topics(prefix), url)
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime  # every thread of the process, SQLite's included
+    return {
+        "applied": applied,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "code": str(Path(bootstrap.__file__).parent),  # which projector ran
+    }
 
 
 def main() -> None:
@@ -116,9 +205,28 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--db-url", help="An empty read model database (default: a fresh SQLite file).")
+    parser.add_argument(
+        "--postgres", help="A PostgreSQL server URL (…/postgres): also measure a fresh database on it."
+    )
+    parser.add_argument(
+        "--baseline", help="A Git revision whose projector folds the same log first (e.g. HEAD)."
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="Rebuilds per variant, alternating.")
+    parser.add_argument("--rebuild-only", metavar="PREFIX", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rebuild_only:
+        print(
+            json.dumps(asyncio.run(rebuild_only(args.bootstrap, args.rebuild_only, args.db_url, args.code)))
+        )
+        return
+    from bench.common import broker
+
     with broker() as bootstrap:
-        asyncio.run(run(bootstrap, args.events, args.tasks, args.db_url))
+        asyncio.run(
+            run(bootstrap, args.events, args.tasks, args.db_url, args.baseline, args.postgres, args.rounds)
+        )
 
 
 if __name__ == "__main__":

@@ -1,24 +1,117 @@
-"""The projector's writes: dialect-neutral upserts (offsets live in ``shared.kafka.offsets``)."""
+"""The projector's reads and writes: a batch's rows in, its changes out, one statement per table.
+
+Dialect-neutral (SQLite and PostgreSQL); offsets live in ``shared.kafka.offsets``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Column, MetaData, Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateTable
 
+from services.projector.view import Rows, TableChanges, View, Wanted
 from shared.kafka.offsets import dialect_insert
+from shared.readmodel import tables as t
+
+#: Keys per ``IN (…)``: far below SQLite's 32,766 bound parameters.
+CHUNK = 2000
 
 
-async def upsert(conn: AsyncConnection, table: Table, values: Mapping[str, Any], keys: list[str]) -> None:
-    """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike."""
-    stmt = dialect_insert(conn, table).values(**values)
-    updates = {k: v for k, v in values.items() if k not in keys}
-    await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates))
+async def load(conn: AsyncConnection, wanted: Wanted) -> View:
+    """A view holding every row the batch's events read, as the database holds them now."""
+    view = View()
+    keys = t.api_keys
+    if wanted.all_keys:
+        await _seed(conn, view.api_keys, select(keys))
+        view.all_keys = True
+    else:
+        for ids in _chunks(wanted.key_ids | wanted.key_hashes):
+            await _seed(
+                conn, view.api_keys, select(keys).where(or_(keys.c.id.in_(ids), keys.c.key_hash.in_(ids)))
+            )
+    for ids in _chunks(wanted.task_ids):
+        await _seed(conn, view.tasks, select(t.tasks).where(t.tasks.c.id.in_(ids)))
+    for ids in _chunks(wanted.job_ids):
+        await _seed(conn, view.jobs, select(t.jobs).where(t.jobs.c.id.in_(ids)))
+    for ids in _chunks(wanted.event_ids):
+        # Only whether the history holds the event matters; its row is never rewritten.
+        query = select(t.job_events.c.event_id).where(t.job_events.c.event_id.in_(ids))
+        await _seed(conn, view.job_events, query)
+    versions = t.prompt_versions
+    for ids in _chunks(wanted.version_ids):
+        await _seed(conn, view.prompt_versions, select(versions).where(versions.c.id.in_(ids)))
+    for ids in _chunks(wanted.active_versions_of):
+        query = select(versions).where(versions.c.task_id.in_(ids), versions.c.status == "active")
+        await _seed(conn, view.prompt_versions, query)
+    for ids in _chunks(wanted.numbers_of):
+        numbers = select(versions.c.task_id, func.max(versions.c.version_number))
+        for task_id, number in await conn.execute(
+            numbers.where(versions.c.task_id.in_(ids)).group_by(versions.c.task_id)
+        ):
+            view.last_version[task_id] = int(number)
+    return view
 
 
-async def insert_ignore(conn: AsyncConnection, table: Table, values: Mapping[str, Any]) -> bool:
-    """INSERT unless the primary key exists; returns whether a row was inserted."""
-    result = await conn.execute(dialect_insert(conn, table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)
+async def _seed(conn: AsyncConnection, rows: Rows, query: Any) -> None:
+    result = await conn.execute(query)
+    rows.seed(dict(r._mapping) for r in result)
+
+
+def _chunks(keys: Iterable[str]) -> list[list[str]]:
+    ordered = sorted(keys)
+    return [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
+
+
+async def write(conn: AsyncConnection, changes: Sequence[TableChanges]) -> None:
+    """Each table's rows with one executemany, then the values the database must still accept."""
+    for change in changes:
+        if change.upserts:
+            await conn.execute(_upsert(conn, change.table), change.upserts)
+        if change.inserts:
+            await conn.execute(dialect_insert(conn, change.table).on_conflict_do_nothing(), change.inserts)
+    checked = [c for c in changes if c.checks]
+    if checked:
+        await check(conn, checked)
+
+
+def _upsert(conn: AsyncConnection, table: Table) -> Any:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE every other column, on SQLite and PostgreSQL."""
+    stmt = dialect_insert(conn, table)
+    keys = [c.name for c in table.primary_key.columns]
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+async def check(conn: AsyncConnection, changes: Sequence[TableChanges]) -> None:
+    """Make the database bind ``checks`` into columns of the same types, then forget them.
+
+    A value that a later event of the batch overwrote was still written when events were
+    applied one by one, so a value the database refuses must fail the batch here too.
+    The rows go to temporary tables without keys (one per connection, made on first use)
+    inside a savepoint that is rolled back, so they never hold a row.
+    """
+    shadows = [SHADOWS[c.table.name] for c in changes]
+    for shadow in shadows:
+        await conn.execute(CreateTable(shadow, if_not_exists=True))
+    savepoint = await conn.begin_nested()
+    try:
+        for shadow, change in zip(shadows, changes, strict=True):
+            await conn.execute(shadow.insert(), change.checks)
+    finally:
+        await savepoint.rollback()
+
+
+def _shadow(table: Table, metadata: MetaData) -> Table:
+    """A table with ``table``'s column types, but no key, constraint or NOT NULL."""
+    columns = [Column(c.name, c.type, nullable=True) for c in table.columns]
+    return Table(f"check_{table.name}", metadata, *columns, prefixes=["TEMPORARY"])
+
+
+_SHADOW_METADATA = MetaData()
+SHADOWS = {table.name: _shadow(table, _SHADOW_METADATA) for table in t.metadata.sorted_tables}
+
+
+__all__ = ["check", "load", "write"]

@@ -1,20 +1,21 @@
-"""One projection function per event type, listed in ``HANDLERS`` at the bottom.
+"""One fold function per event type, listed in ``HANDLERS`` at the bottom; ``evolve`` applies one.
 
-Each runs inside the batch's transaction. Timestamps come from the envelope, never the
+Each changes the batch's in-memory :class:`~services.projector.view.View`, with the rules
+the projector always had (first create wins, an update of a missing task is rejected, a
+stage event never revives an ended job, …). No I/O: :func:`wanted` names the rows a batch
+reads, ``adapters`` loads and writes them. Timestamps come from the envelope, never the
 clock, so a replay produces identical rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.projector import domain
-from services.projector.adapters import insert_ignore, upsert
+from services.projector.view import Row, View, Wanted
 from shared.events import feedback as fb
 from shared.events import jobs as jb
 from shared.events import keys as ky
@@ -22,147 +23,193 @@ from shared.events import ops, prompts, prs
 from shared.events import tasks as tk
 from shared.events.base import Event
 from shared.events.envelope import Envelope
-from shared.readmodel import tables as t
 
 
 @dataclass(frozen=True)
-class Ctx:
-    """Where the event sits and the transaction it is applied in."""
+class Fact:
+    """An event and where it sits in the log."""
 
-    conn: AsyncConnection
     envelope: Envelope
     topic: str
     partition: int
     offset: int
 
+    @property
+    def time(self) -> datetime:
+        return self.envelope.time
 
-async def _outcome(
-    ctx: Ctx, outcome: str, entity_id: object = None, reason: str | None = None, detail: str | None = None
+
+def evolve(view: View, fact: Fact) -> View:
+    """Fold one event into ``view`` (in place; returned for chaining)."""
+    HANDLERS[type(fact.envelope.data)](view, fact, fact.envelope.data)
+    return view
+
+
+#: Events that read their task's row.
+_READ_TASK = (tk.TaskCreated, tk.TaskUpdated, tk.TaskDeleted, jb.JobRequested)
+
+
+def wanted(facts: Iterable[Fact]) -> Wanted:
+    """The rows the handlers of ``facts`` read. Fetching more is harmless; fetching less is a bug."""
+    w = Wanted()
+    for fact in facts:
+        e = fact.envelope.data
+        if isinstance(e, ky.ApiKeyCreated):
+            w.key_ids.add(str(e.key_id))
+            w.key_hashes.add(e.key_hash)
+            w.all_keys |= e.bootstrap  # counts every key
+        elif isinstance(e, ky.ApiKeyRevoked):
+            w.key_ids.add(str(e.key_id))
+            w.all_keys |= e.keep_last_admin  # counts the active admin keys
+        elif isinstance(e, _READ_TASK):
+            w.task_ids.add(str(e.task_id))
+        if isinstance(e, prompts.PromptVersionCreated):
+            w.version_ids.add(str(e.prompt_version_id))
+            w.numbers_of.add(str(e.task_id))
+        elif isinstance(e, prompts.PromptActivated):
+            w.version_ids.add(str(e.prompt_version_id))
+            w.active_versions_of.add(str(e.task_id))
+        if type(e) in _OF_A_JOB and (job_id := e.job_id) is not None:  # type: ignore[attr-defined]
+            # The job's row, and whether its history holds this event already.
+            w.job_ids.add(str(job_id))
+            w.event_ids.add(str(fact.envelope.id))
+    return w
+
+
+def _outcome(
+    view: View,
+    f: Fact,
+    outcome: str,
+    entity_id: object = None,
+    reason: str | None = None,
+    detail: str | None = None,
 ) -> None:
     """Record how the request that caused this event was decided (the API waits on it)."""
-    request_id = ctx.envelope.correlation_id
+    request_id = f.envelope.correlation_id
     if request_id is None:
         return
-    values = {
-        "request_id": request_id,
-        "outcome": outcome,
-        "entity_id": str(entity_id) if entity_id is not None else None,
-        "reason": reason,
-        "detail": detail,
-    }
     # The first decision is the answer; later events of the same request (a job's own
     # end, a PR outcome) must not rewrite it.
-    await insert_ignore(ctx.conn, t.request_outcomes, values)
+    view.request_outcomes.add(
+        {
+            "request_id": request_id,
+            "outcome": outcome,
+            "entity_id": str(entity_id) if entity_id is not None else None,
+            "reason": reason,
+            "detail": detail,
+        }
+    )
 
 
 # --- keys -------------------------------------------------------------------------------
 
 
-async def on_key_created(ctx: Ctx, e: ky.ApiKeyCreated) -> None:
+def on_key_created(view: View, f: Fact, e: ky.ApiKeyCreated) -> None:
+    keys = view.api_keys
     if e.bootstrap:
-        existing = await ctx.conn.scalar(select(func.count()).select_from(t.api_keys))
-        if existing:
-            await _outcome(ctx, "rejected", e.key_id, "keys_exist", "an API key exists already")
+        assert view.all_keys, "a bootstrap key needs every key loaded"
+        if keys.rows:
+            _outcome(view, f, "rejected", e.key_id, "keys_exist", "an API key exists already")
             return
-    await insert_ignore(
-        ctx.conn,
-        t.api_keys,
-        {
-            "id": str(e.key_id),
-            "name": e.name,
-            "key_hash": e.key_hash,
-            "prefix": e.prefix,
-            "status": "active",
-            "bootstrap": e.bootstrap,
-            "created_at": ctx.envelope.time,
-            "role": e.role,
-        },
-    )
-    await _outcome(ctx, "accepted", e.key_id)
+    values = {
+        "id": str(e.key_id),
+        "name": e.name,
+        "key_hash": e.key_hash,
+        "prefix": e.prefix,
+        "status": "active",
+        "bootstrap": e.bootstrap,
+        "created_at": f.time,
+        "role": e.role,
+    }
+    # INSERT … ON CONFLICT DO NOTHING: a clash on the id or on the unique hash inserts nothing.
+    if keys.get(values["id"]) is not None or any(r["key_hash"] == e.key_hash for r in keys.rows.values()):
+        keys.bind((values["id"],), values)
+    else:
+        keys.insert(values)
+    _outcome(view, f, "accepted", e.key_id)
 
 
-async def on_key_revoked(ctx: Ctx, e: ky.ApiKeyRevoked) -> None:
+def on_key_revoked(view: View, f: Fact, e: ky.ApiKeyRevoked) -> None:
     # The API's key ring folds the same rule: the last active admin key stays, so the
     # installation can always be administered (keys topic order decides racing revocations).
-    if e.keep_last_admin and await _last_active_admin(ctx.conn, str(e.key_id)):
-        await _outcome(ctx, "rejected", e.key_id, "last_admin", "the last active admin key cannot be revoked")
+    key_id = str(e.key_id)
+    if e.keep_last_admin and _last_active_admin(view, key_id):
+        _outcome(view, f, "rejected", e.key_id, "last_admin", "the last active admin key cannot be revoked")
         return
-    await ctx.conn.execute(
-        update(t.api_keys)
-        .where(t.api_keys.c.id == str(e.key_id), t.api_keys.c.status == "active")
-        .values(status="revoked", revoked_at=ctx.envelope.time)
-    )
-    await _outcome(ctx, "accepted", e.key_id)
+    row = view.api_keys.get(key_id)
+    values = {"status": "revoked", "revoked_at": f.time}
+    if row is not None and row["status"] == "active":
+        view.api_keys.update((key_id,), **values)
+    else:
+        view.api_keys.bind((key_id,), values)
+    _outcome(view, f, "accepted", e.key_id)
 
 
-async def _last_active_admin(conn: AsyncConnection, key_id: str) -> bool:
-    active_admin = (t.api_keys.c.status == "active") & (t.api_keys.c.role == "admin")
-    if await conn.scalar(select(t.api_keys.c.id).where(t.api_keys.c.id == key_id, active_admin)) is None:
+def _is_active_admin(row: Row) -> bool:
+    return bool(row["status"] == "active" and row["role"] == "admin")
+
+
+def _last_active_admin(view: View, key_id: str) -> bool:
+    assert view.all_keys, "the last-admin rule needs every key loaded"
+    row = view.api_keys.get(key_id)
+    if row is None or not _is_active_admin(row):
         return False
-    return await conn.scalar(select(func.count()).select_from(t.api_keys).where(active_admin)) == 1
+    return sum(_is_active_admin(r) for r in view.api_keys.rows.values()) == 1
 
 
 # --- tasks ------------------------------------------------------------------------------
 
 
-async def on_task_created(ctx: Ctx, e: tk.TaskCreated) -> None:
+def on_task_created(view: View, f: Fact, e: tk.TaskCreated) -> None:
     # Racing creates of one name derive the same task id (name + generation), so they
     # meet on one partition and the first wins. A check across tasks would depend on
     # the order partitions are read in, and replay would not be exact.
-    exists = await ctx.conn.scalar(select(t.tasks.c.id).where(t.tasks.c.id == str(e.task_id)))
-    name_key = e.name.strip().casefold()
-    if exists:
-        await _outcome(ctx, "rejected", e.task_id, "duplicate_name", f"a task named {e.name!r} exists")
+    if view.tasks.get(str(e.task_id)) is not None:
+        _outcome(view, f, "rejected", e.task_id, "duplicate_name", f"a task named {e.name!r} exists")
         return
     settings = e.model_dump(mode="json", exclude={"task_id", "request_id", "git_token_encrypted"})
-    await ctx.conn.execute(
-        t.tasks.insert().values(
-            id=str(e.task_id),
-            name=e.name,
-            name_key=name_key,
-            settings=settings,
-            git_token_encrypted=e.git_token_encrypted,
-            deleted=False,
-            created_at=ctx.envelope.time,
-            updated_at=ctx.envelope.time,
-            last_job_cutoff=-1,
-        )
+    view.tasks.insert(
+        {
+            "id": str(e.task_id),
+            "name": e.name,
+            "name_key": e.name.strip().casefold(),
+            "settings": settings,
+            "git_token_encrypted": e.git_token_encrypted,
+            "deleted": False,
+            "created_at": f.time,
+            "updated_at": f.time,
+            "last_job_cutoff": -1,
+        }
     )
-    await _outcome(ctx, "accepted", e.task_id)
+    _outcome(view, f, "accepted", e.task_id)
 
 
-async def on_task_updated(ctx: Ctx, e: tk.TaskUpdated) -> None:
-    row = (await ctx.conn.execute(select(t.tasks).where(t.tasks.c.id == str(e.task_id)))).first()
-    if row is None or row.deleted:
-        await _outcome(ctx, "rejected", e.task_id, "task_missing", "the task does not exist")
+def on_task_updated(view: View, f: Fact, e: tk.TaskUpdated) -> None:
+    row = view.tasks.get(str(e.task_id))
+    if row is None or row["deleted"]:
+        _outcome(view, f, "rejected", e.task_id, "task_missing", "the task does not exist")
         return
     changes = dict(e.changes)
-    values: dict[str, Any] = {"updated_at": ctx.envelope.time}
+    values: dict[str, Any] = {"updated_at": f.time}
     if "git_token_encrypted" in changes:
         values["git_token_encrypted"] = changes.pop("git_token_encrypted")
     if "name" in changes:
         values["name"] = changes["name"]
         values["name_key"] = str(changes["name"]).strip().casefold()
-    values["settings"] = {**row.settings, **changes}
-    await ctx.conn.execute(update(t.tasks).where(t.tasks.c.id == str(e.task_id)).values(**values))
-    await _outcome(ctx, "accepted", e.task_id)
+    values["settings"] = {**row["settings"], **changes}
+    view.tasks.update((str(e.task_id),), **values)
+    _outcome(view, f, "accepted", e.task_id)
 
 
-async def on_task_deleted(ctx: Ctx, e: tk.TaskDeleted) -> None:
-    await ctx.conn.execute(
-        update(t.tasks)
-        .where(t.tasks.c.id == str(e.task_id))
-        .values(deleted=True, updated_at=ctx.envelope.time)
-    )
+def on_task_deleted(view: View, f: Fact, e: tk.TaskDeleted) -> None:
+    view.tasks.update((str(e.task_id),), deleted=True, updated_at=f.time)
 
 
 # --- feedback ---------------------------------------------------------------------------
 
 
-async def on_feedback(ctx: Ctx, e: fb.FeedbackRecorded) -> None:
-    await insert_ignore(
-        ctx.conn,
-        t.feedback,
+def on_feedback(view: View, f: Fact, e: fb.FeedbackRecorded) -> None:
+    view.feedback.add(
         {
             "id": str(e.feedback_id),
             "task_id": str(e.task_id),
@@ -171,17 +218,15 @@ async def on_feedback(ctx: Ctx, e: fb.FeedbackRecorded) -> None:
             "score": e.score,
             "source": e.source,
             "metadata": e.metadata,
-            "created_at": ctx.envelope.time,
-            "log_offset": ctx.offset,
-        },
+            "created_at": f.time,
+            "log_offset": f.offset,
+        }
     )
 
 
-async def on_seeds(ctx: Ctx, e: fb.SeedsUploaded) -> None:
+def on_seeds(view: View, f: Fact, e: fb.SeedsUploaded) -> None:
     for seed in e.seeds:
-        await insert_ignore(
-            ctx.conn,
-            t.feedback,
+        view.feedback.add(
             {
                 "id": str(seed.feedback_id),
                 "task_id": str(e.task_id),
@@ -190,59 +235,55 @@ async def on_seeds(ctx: Ctx, e: fb.SeedsUploaded) -> None:
                 "score": seed.score,
                 "source": "seed",
                 "metadata": seed.metadata,
-                "created_at": ctx.envelope.time,
-                "log_offset": ctx.offset,
-            },
+                "created_at": f.time,
+                "log_offset": f.offset,
+            }
         )
 
 
 # --- jobs -------------------------------------------------------------------------------
 
 
-async def _history(ctx: Ctx, job_id: object) -> bool:
+def _history(view: View, f: Fact, job_id: object) -> bool:
     """Append the event to the job's history; False when it was seen already (redelivery)."""
-    env = ctx.envelope
-    return await insert_ignore(
-        ctx.conn,
-        t.job_events,
+    env = f.envelope
+    return view.job_events.insert_new(
         {
             "event_id": str(env.id),
             "job_id": str(job_id),
-            "topic": ctx.topic,
-            "partition": ctx.partition,
-            "log_offset": ctx.offset,
+            "topic": f.topic,
+            "partition": f.partition,
+            "log_offset": f.offset,
             "type": env.type,
             "source": env.source,
             "time": env.time,
             "correlation_id": env.correlation_id,
             "causation_id": env.causation_id,
             "data": env.data.model_dump(mode="json"),
-        },
+        }
     )
 
 
-async def _job(ctx: Ctx, job_id: object) -> Any:
-    return (await ctx.conn.execute(select(t.jobs).where(t.jobs.c.id == str(job_id)))).first()
+def _job(view: View, job_id: object) -> Row | None:
+    return view.jobs.get(str(job_id))
 
 
-async def _set_job(ctx: Ctx, job_id: object, **values: Any) -> None:
-    await ctx.conn.execute(update(t.jobs).where(t.jobs.c.id == str(job_id)).values(**values))
+def _meta(row: Row | None) -> dict[str, Any]:
+    return dict(row["job_metadata"]) if row is not None else {}
 
 
-async def on_optimization_requested(ctx: Ctx, e: jb.OptimizationRequested) -> None:
+def on_optimization_requested(view: View, f: Fact, e: jb.OptimizationRequested) -> None:
     """Nothing to show until the optimizer decides (JobRequested or OptimizationRejected)."""
 
 
-async def on_optimization_rejected(ctx: Ctx, e: jb.OptimizationRejected) -> None:
-    await _outcome(ctx, "rejected", e.active_job_id, e.reason, e.detail)
+def on_optimization_rejected(view: View, f: Fact, e: jb.OptimizationRejected) -> None:
+    _outcome(view, f, "rejected", e.active_job_id, e.reason, e.detail)
 
 
-async def on_job_requested(ctx: Ctx, e: jb.JobRequested) -> None:
-    if not await _history(ctx, e.job_id):
+def on_job_requested(view: View, f: Fact, e: jb.JobRequested) -> None:
+    if not _history(view, f, e.job_id):
         return
-    await insert_ignore(
-        ctx.conn,
-        t.jobs,
+    view.jobs.insert_new(
         {
             "id": str(e.job_id),
             "task_id": str(e.task_id),
@@ -251,41 +292,35 @@ async def on_job_requested(ctx: Ctx, e: jb.JobRequested) -> None:
             "feedback_count": e.feedback_count,
             "job_metadata": {},
             "progress_step": "queued",
-            "created_at": ctx.envelope.time,
+            "created_at": f.time,
             "log_offset": e.log_offset,
             "attempt": 0,
-        },
+        }
     )
-    await ctx.conn.execute(
-        update(t.tasks).where(t.tasks.c.id == str(e.task_id)).values(last_job_cutoff=e.log_offset)
-    )
-    await _outcome(ctx, "accepted", e.job_id)
+    view.tasks.update((str(e.task_id),), last_job_cutoff=e.log_offset)
+    _outcome(view, f, "accepted", e.job_id)
 
 
-async def _stage(ctx: Ctx, job_id: object, status: str | None, step: str, **values: Any) -> Any:
-    """Apply a stage event to an active job; returns the row, or None when it does not apply."""
-    if not await _history(ctx, job_id):
-        return None
-    row = await _job(ctx, job_id)
-    if row is None or not domain.stage_applies(row.status):
-        return None
+def _stage(view: View, f: Fact, job_id: object, status: str | None, step: str, **values: Any) -> None:
+    """Apply a stage event to an active job (only an active one: a late event revives nothing)."""
+    if not _history(view, f, job_id):
+        return
+    row = _job(view, job_id)
+    if row is None or not domain.stage_applies(row["status"]):
+        return
     if status is not None:
         values["status"] = status
-    await _set_job(ctx, job_id, progress_step=step, **values)
-    return row
+    view.jobs.update((str(job_id),), progress_step=step, **values)
 
 
-async def on_job_started(ctx: Ctx, e: jb.JobStarted) -> None:
-    row = await _job(ctx, e.job_id)
-    started = row.started_at if row is not None and row.started_at else ctx.envelope.time
-    meta = {
-        **(row.job_metadata if row else {}),
-        "teacher_model": e.teacher_model,
-        "judge_model": e.judge_model,
-    }
+def on_job_started(view: View, f: Fact, e: jb.JobStarted) -> None:
+    row = _job(view, e.job_id)
+    started = row["started_at"] if row is not None and row["started_at"] else f.time
+    meta = {**_meta(row), "teacher_model": e.teacher_model, "judge_model": e.judge_model}
     meta["attempt"] = e.attempt
-    await _stage(
-        ctx,
+    _stage(
+        view,
+        f,
         e.job_id,
         domain.RUNNING,
         "loading_data",
@@ -295,13 +330,13 @@ async def on_job_started(ctx: Ctx, e: jb.JobStarted) -> None:
     )
 
 
-async def on_job_evaluating(ctx: Ctx, e: jb.JobEvaluating) -> None:
-    row = await _job(ctx, e.job_id)
+def on_job_evaluating(view: View, f: Fact, e: jb.JobEvaluating) -> None:
     sizes = {"train_size": e.train_size, "val_size": e.val_size, "dataset_hash": e.dataset_hash}
     sizes["seed_count"] = e.seed_count
-    meta = {**(row.job_metadata if row else {}), **sizes}
-    await _stage(
-        ctx,
+    meta = {**_meta(_job(view, e.job_id)), **sizes}
+    _stage(
+        view,
+        f,
         e.job_id,
         domain.EVALUATING,
         "evaluating_baseline",
@@ -310,52 +345,49 @@ async def on_job_evaluating(ctx: Ctx, e: jb.JobEvaluating) -> None:
     )
 
 
-async def on_job_compiling(ctx: Ctx, e: jb.JobCompiling) -> None:
-    row = await _job(ctx, e.job_id)
-    meta = {**(row.job_metadata if row else {}), "baseline_score": e.baseline_score, "trials_completed": 0}
-    await _stage(ctx, e.job_id, domain.COMPILING, "compiling", job_metadata=meta)
+def on_job_compiling(view: View, f: Fact, e: jb.JobCompiling) -> None:
+    meta = {**_meta(_job(view, e.job_id)), "baseline_score": e.baseline_score, "trials_completed": 0}
+    _stage(view, f, e.job_id, domain.COMPILING, "compiling", job_metadata=meta)
 
 
-async def on_trial(ctx: Ctx, e: jb.JobTrialCompleted) -> None:
-    row = await _job(ctx, e.job_id)
+def on_trial(view: View, f: Fact, e: jb.JobTrialCompleted) -> None:
     meta = {
-        **(row.job_metadata if row else {}),
+        **_meta(_job(view, e.job_id)),
         "trials_completed": e.trial,
         "best_score_so_far": e.best_score,
         "llm_calls": e.llm_calls,
         "cost_usd": e.cost_usd,
     }
-    await _stage(ctx, e.job_id, None, domain.trial_step(e.trial, e.total_trials), job_metadata=meta)
+    _stage(view, f, e.job_id, None, domain.trial_step(e.trial, e.total_trials), job_metadata=meta)
 
 
-async def on_job_compiled(ctx: Ctx, e: jb.JobCompiled) -> None:
-    row = await _job(ctx, e.job_id)
-    meta = {**(row.job_metadata if row else {}), **e.job_metadata}
+def on_job_compiled(view: View, f: Fact, e: jb.JobCompiled) -> None:
+    meta = {**_meta(_job(view, e.job_id)), **e.job_metadata}
     step = "publishing_pr" if e.publish else "compiled"
-    await _stage(ctx, e.job_id, None, step, job_metadata=meta, prompt_version_id=str(e.prompt_version_id))
+    _stage(view, f, e.job_id, None, step, job_metadata=meta, prompt_version_id=str(e.prompt_version_id))
 
 
-async def _finish(
-    ctx: Ctx, job_id: object, status: str, applies: Callable[[str], bool], **values: Any
+def _finish(
+    view: View, f: Fact, job_id: object, status: str, applies: Callable[[str], bool], **values: Any
 ) -> bool:
-    if not await _history(ctx, job_id):
+    if not _history(view, f, job_id):
         return False
-    row = await _job(ctx, job_id)
-    if row is None or not applies(row.status):
+    row = _job(view, job_id)
+    if row is None or not applies(row["status"]):
         return False
-    await _set_job(ctx, job_id, status=status, completed_at=ctx.envelope.time, **values)
+    view.jobs.update((str(job_id),), status=status, completed_at=f.time, **values)
     return True
 
 
-async def on_job_succeeded(ctx: Ctx, e: jb.JobSucceeded) -> None:
-    await _finish(ctx, e.job_id, domain.SUCCESS, domain.stage_applies, progress_step=e.progress_step)
+def on_job_succeeded(view: View, f: Fact, e: jb.JobSucceeded) -> None:
+    _finish(view, f, e.job_id, domain.SUCCESS, domain.stage_applies, progress_step=e.progress_step)
 
 
-async def on_job_failed(ctx: Ctx, e: jb.JobFailed) -> None:
-    row = await _job(ctx, e.job_id)
-    meta = {**(row.job_metadata if row else {}), **e.job_metadata}
-    await _finish(
-        ctx,
+def on_job_failed(view: View, f: Fact, e: jb.JobFailed) -> None:
+    meta = {**_meta(_job(view, e.job_id)), **e.job_metadata}
+    _finish(
+        view,
+        f,
         e.job_id,
         domain.FAILED,
         domain.stage_applies,
@@ -365,21 +397,22 @@ async def on_job_failed(ctx: Ctx, e: jb.JobFailed) -> None:
     )
 
 
-async def on_cancel_requested(ctx: Ctx, e: jb.JobCancelRequested) -> None:
-    await _stage(ctx, e.job_id, None, "cancelling")
+def on_cancel_requested(view: View, f: Fact, e: jb.JobCancelRequested) -> None:
+    _stage(view, f, e.job_id, None, "cancelling")
 
 
 # --- pull requests ----------------------------------------------------------------------
 
 
-async def on_pr_retry(ctx: Ctx, e: prs.PrRetryRequested) -> None:
-    if await _history(ctx, e.job_id):
-        await _set_job(ctx, e.job_id, progress_step="retrying_pr")
+def on_pr_retry(view: View, f: Fact, e: prs.PrRetryRequested) -> None:
+    if _history(view, f, e.job_id):
+        view.jobs.update((str(e.job_id),), progress_step="retrying_pr")
 
 
-async def on_pr_created(ctx: Ctx, e: prs.PrCreated) -> None:
-    applied = await _finish(
-        ctx,
+def on_pr_created(view: View, f: Fact, e: prs.PrCreated) -> None:
+    applied = _finish(
+        view,
+        f,
         e.job_id,
         domain.SUCCESS,
         domain.pr_created_applies,
@@ -388,12 +421,13 @@ async def on_pr_created(ctx: Ctx, e: prs.PrCreated) -> None:
         error_message=None,
     )
     if applied:
-        await _outcome(ctx, "accepted", e.job_id)
+        _outcome(view, f, "accepted", e.job_id)
 
 
-async def on_pr_failed(ctx: Ctx, e: prs.PrFailed) -> None:
-    applied = await _finish(
-        ctx,
+def on_pr_failed(view: View, f: Fact, e: prs.PrFailed) -> None:
+    applied = _finish(
+        view,
+        f,
         e.job_id,
         domain.PR_FAILED,
         domain.pr_failed_applies,
@@ -401,70 +435,59 @@ async def on_pr_failed(ctx: Ctx, e: prs.PrFailed) -> None:
         error_message=e.reason,
     )
     if applied:
-        await _outcome(ctx, "rejected", e.job_id, "pr_failed", e.reason)
+        _outcome(view, f, "rejected", e.job_id, "pr_failed", e.reason)
 
 
 # --- prompts ----------------------------------------------------------------------------
 
 
-async def on_version_created(ctx: Ctx, e: prompts.PromptVersionCreated) -> None:
+def on_version_created(view: View, f: Fact, e: prompts.PromptVersionCreated) -> None:
     if e.job_id is not None:
-        await _history(ctx, e.job_id)
-    exists = await ctx.conn.scalar(
-        select(t.prompt_versions.c.id).where(t.prompt_versions.c.id == str(e.prompt_version_id))
-    )
-    if exists:
+        _history(view, f, e.job_id)
+    if view.prompt_versions.get(str(e.prompt_version_id)) is not None:
         return
-    number = await ctx.conn.scalar(
-        select(func.coalesce(func.max(t.prompt_versions.c.version_number), 0)).where(
-            t.prompt_versions.c.task_id == str(e.task_id)
-        )
+    task_id = str(e.task_id)
+    number = view.last_version.get(task_id, 0) + 1
+    view.prompt_versions.insert(
+        {
+            "id": str(e.prompt_version_id),
+            "task_id": task_id,
+            "job_id": str(e.job_id) if e.job_id else None,
+            "version_number": number,
+            "prompt_text": e.prompt_text,
+            "demos": e.demos,
+            "dspy_state": e.dspy_state,
+            "eval_score": e.eval_score,
+            "baseline_score": e.baseline_score,
+            "optimized_score": e.optimized_score,
+            "status": "draft",
+            "optimizer": e.optimizer,
+            "dspy_version": e.dspy_version,
+            "created_at": f.time,
+            "source": e.source,
+            "test_score": e.test_score,
+        }
     )
-    await ctx.conn.execute(
-        t.prompt_versions.insert().values(
-            id=str(e.prompt_version_id),
-            task_id=str(e.task_id),
-            job_id=str(e.job_id) if e.job_id else None,
-            version_number=int(number or 0) + 1,
-            prompt_text=e.prompt_text,
-            demos=e.demos,
-            dspy_state=e.dspy_state,
-            eval_score=e.eval_score,
-            baseline_score=e.baseline_score,
-            optimized_score=e.optimized_score,
-            status="draft",
-            optimizer=e.optimizer,
-            dspy_version=e.dspy_version,
-            created_at=ctx.envelope.time,
-            source=e.source,
-            test_score=e.test_score,
-        )
-    )
+    view.last_version[task_id] = number
 
 
-async def on_activated(ctx: Ctx, e: prompts.PromptActivated) -> None:
-    versions = t.prompt_versions
-    status = await ctx.conn.scalar(
-        select(versions.c.status).where(
-            versions.c.id == str(e.prompt_version_id), versions.c.task_id == str(e.task_id)
-        )
-    )
+def on_activated(view: View, f: Fact, e: prompts.PromptActivated) -> None:
+    versions = view.prompt_versions
+    task_id = str(e.task_id)
+    row = versions.get(str(e.prompt_version_id))
+    status = row["status"] if row is not None and row["task_id"] == task_id else None
     if status != "draft":
         detail = "the version does not exist" if status is None else f"the version is {status}, not a draft"
-        await _outcome(ctx, "rejected", e.prompt_version_id, "not_draft", detail)
+        _outcome(view, f, "rejected", e.prompt_version_id, "not_draft", detail)
         return
-    await ctx.conn.execute(
-        update(versions)
-        .where(versions.c.task_id == str(e.task_id), versions.c.status == "active")
-        .values(status="archived")
-    )
-    await ctx.conn.execute(
-        update(versions).where(versions.c.id == str(e.prompt_version_id)).values(status="active")
-    )
-    await _outcome(ctx, "accepted", e.prompt_version_id)
+    active = [k for k, r in versions.rows.items() if r["task_id"] == task_id and r["status"] == "active"]
+    for key in active:
+        versions.update(key, status="archived")
+    versions.update((str(e.prompt_version_id),), status="active")
+    _outcome(view, f, "accepted", e.prompt_version_id)
 
 
-async def on_import_attempted(ctx: Ctx, e: prompts.PromptImportAttempted) -> None:
+def on_import_attempted(view: View, f: Fact, e: prompts.PromptImportAttempted) -> None:
     """Nothing to store: an import's effect is the version and activation events before it.
 
     A failed import is visible in the log (and the PR publisher's log); the read model does
@@ -475,29 +498,31 @@ async def on_import_attempted(ctx: Ctx, e: prompts.PromptImportAttempted) -> Non
 # --- operations -------------------------------------------------------------------------
 
 
-async def on_heartbeat(ctx: Ctx, e: ops.ServiceHeartbeat) -> None:
-    values = {
-        "instance": e.instance,
-        "service": e.service,
-        "pid": e.pid,
-        "time": ctx.envelope.time,
-        "active_jobs": e.active_jobs,
-    }
-    await upsert(ctx.conn, t.heartbeats, values, ["instance"])
-    for loop in e.loops:
-        report = {
+def on_heartbeat(view: View, f: Fact, e: ops.ServiceHeartbeat) -> None:
+    view.heartbeats.put(
+        {
             "instance": e.instance,
-            "loop": loop.name,
-            "time": ctx.envelope.time,
-            "alive": loop.alive,
-            "seconds_since_progress": loop.seconds_since_progress,
-            "busy_seconds": loop.busy_seconds,
-            "failures": loop.failures,
+            "service": e.service,
+            "pid": e.pid,
+            "time": f.time,
+            "active_jobs": e.active_jobs,
         }
-        await upsert(ctx.conn, t.service_loops, report, ["instance", "loop"])
+    )
+    for loop in e.loops:
+        view.service_loops.put(
+            {
+                "instance": e.instance,
+                "loop": loop.name,
+                "time": f.time,
+                "alive": loop.alive,
+                "seconds_since_progress": loop.seconds_since_progress,
+                "busy_seconds": loop.busy_seconds,
+                "failures": loop.failures,
+            }
+        )
 
 
-Handler = Callable[[Ctx, Any], Awaitable[None]]
+Handler = Callable[[View, Fact, Any], None]
 
 HANDLERS: dict[type[Event], Handler] = {
     ky.ApiKeyCreated: on_key_created,
@@ -526,3 +551,6 @@ HANDLERS: dict[type[Event], Handler] = {
     prompts.PromptImportAttempted: on_import_attempted,
     ops.ServiceHeartbeat: on_heartbeat,
 }
+
+#: Event types with a ``job_id`` (a miss through pydantic's ``getattr`` is slow).
+_OF_A_JOB = frozenset(cls for cls in HANDLERS if "job_id" in cls.model_fields)

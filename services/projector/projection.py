@@ -1,13 +1,25 @@
-"""Applying a batch of deliveries to the read model in one transaction."""
+"""Applying a batch of deliveries to the read model: fold in memory, write once, with the offsets.
+
+The happy path is one transaction per batch: load the rows the batch reads, fold every
+event into them (``handlers.evolve``), write each table's changes with one statement, and
+store the next offset. When the database refuses the batch's data (SQLSTATE 22/23), the
+batch is applied again by bisection, each part in a savepoint: a part the database
+accepts is kept, a refused part is split, and a refused single record is dead-lettered.
+The parts are folded in log order, each seeing the rows of the parts before it, so the
+outcome is the one of applying the records one by one. Any other error stops the process.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.projector.handlers import HANDLERS, Ctx
+from services.projector import adapters
+from services.projector.handlers import Fact, evolve, wanted
+from services.projector.view import RefusedValue
+from shared.kafka.batch_fold import bisect
 from shared.kafka.consumer import Delivery, dead_letter
 from shared.kafka.offsets import TableOffsets
 from shared.kafka.producer import EventLog
@@ -30,24 +42,37 @@ class Projection:
     async def apply(self, deliveries: list[Delivery]) -> None:
         if not deliveries:
             return
-        async with self.engine.begin() as conn:
-            for delivery in deliveries:
-                if delivery.envelope is not None:
-                    ctx = Ctx(conn, delivery.envelope, delivery.topic, delivery.partition, delivery.offset)
-                    handler = HANDLERS[type(delivery.envelope.data)]
-                    try:
-                        async with conn.begin_nested():
-                            await handler(ctx, delivery.envelope.data)
-                    except DBAPIError as exc:
-                        # Only the data's fault (SQLSTATE 22/23) is poison: retrying it would
-                        # fail forever. Anything else (database down, a bug) stops the process.
-                        reason = refused_data(exc)
-                        if reason is None:
-                            raise
-                        await self._dead_letter(delivery, f"projection failed: {reason}")
-                self.applied += 1
-            last = deliveries[-1]
-            await self.offsets.save(conn, last.topic, last.partition, last.offset + 1)
+        decoded = [d for d in deliveries if d.envelope is not None]
+        try:
+            async with self.engine.begin() as conn:
+                await fold(conn, decoded)
+                await self._save_offsets(conn, deliveries)
+        except Exception as exc:
+            if refusal(exc) is None:
+                raise
+            log.warning("a batch of %d records was refused (%s); bisecting it", len(deliveries), refusal(exc))
+            async with self.engine.begin() as conn:
+                await self._bisect(conn, decoded)
+                await self._save_offsets(conn, deliveries)
+        self.applied += len(deliveries)
+
+    async def _bisect(self, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> None:
+        async def attempt(part: Sequence[Delivery]) -> None:
+            async with conn.begin_nested():
+                await fold(conn, part)
+
+        async def poisoned(delivery: Delivery, reason: str) -> None:
+            # Only the data's fault is poison: retrying it would fail forever.
+            await self._dead_letter(delivery, f"projection failed: {reason}")
+
+        await bisect(deliveries, attempt, refusal, poisoned)
+
+    async def _save_offsets(self, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> None:
+        following: dict[tuple[str, int], int] = {}
+        for d in deliveries:
+            following[(d.topic, d.partition)] = max(following.get((d.topic, d.partition), 0), d.offset + 1)
+        for (topic, partition), next_offset in following.items():
+            await self.offsets.save(conn, topic, partition, next_offset)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         if self.events is None:
@@ -55,3 +80,21 @@ class Projection:
             log.warning("skipping %s[%d]@%d: %s", delivery.topic, delivery.partition, delivery.offset, reason)
             return
         await dead_letter(self.events, delivery.record, reason, self.group)
+
+
+async def fold(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> None:
+    """Load what ``deliveries`` read, fold them in log order, and write the changes."""
+    facts = [Fact(d.envelope, d.topic, d.partition, d.offset) for d in deliveries if d.envelope is not None]
+    if not facts:
+        return
+    view = await adapters.load(conn, wanted(facts))
+    for fact in facts:
+        evolve(view, fact)
+    await adapters.write(conn, view.changes())
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the data was refused (the record is poison), or ``None`` when the fault lies elsewhere."""
+    if isinstance(exc, RefusedValue):
+        return exc.reason
+    return refused_data(exc)
