@@ -41,6 +41,7 @@ test: install lint ## Install from nothing, lint, type-check and run every test 
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration tests/e2e -q -m "not slow" $(PYTEST_ARGS)
 	$(BIN)/pytest tests -q -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest tests/chaos -q -m chaos $(PYTEST_ARGS)
 
 test-fast: install ## Unit tests only
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)

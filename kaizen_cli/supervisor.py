@@ -29,8 +29,11 @@ from kaizen_cli.kafka_local import LocalKafka, LocalKafkaError
 log = logging.getLogger(__name__)
 
 RESTART_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 30)
-#: A unit that ran this long before dying starts a fresh series of delays.
-STABLE_SECONDS = 60.0
+#: A unit that ran this long before dying starts a fresh series of delays. A crash loop dies
+#: while starting (bad settings, nothing to connect to), within seconds; a service killed
+#: after it had been up and serving (OOM killer, an operator, the chaos tier) must come back
+#: at once, not after a delay grown by earlier, unrelated deaths.
+STABLE_SECONDS = 15.0
 TICK_SECONDS = 0.2
 
 

@@ -58,7 +58,11 @@ def run_up(settings: Settings) -> int:
             supervisor.add("llm", "kaizen_cli.main", logs, "serve", "llm")
             _wait_llm(settings, supervisor)
         for name, module in SERVICE_MODULES.items():
-            supervisor.add(name, module, logs)
+            if name == "api" and settings.api_processes > 1:
+                for n in range(1, settings.api_processes + 1):
+                    supervisor.add(f"api-{n}", module, logs)
+            else:
+                supervisor.add(name, module, logs)
         api = f"http://{settings.api_host}:{settings.api_port}"
         _wait_api(api, supervisor)
         key = _first_key(api, home, bootstrap, settings)

@@ -12,6 +12,7 @@ command -v wrk >/dev/null || missing+=(wrk)    # the load generator of bench/api
 # Headless Chromium for tests/e2e/browser, driven by Playwright (PyPI) through this executable:
 # Playwright's own browser download (`playwright install`) is never used.
 command -v chromium >/dev/null || missing+=(chromium)
+command -v tmux >/dev/null || missing+=(tmux)      # drives the CLI's interactive tests (tests/e2e)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi

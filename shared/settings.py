@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, le=10, description="Replication factor of created topics.")
     api_host: str = Field("127.0.0.1", description="API bind address.")
     api_port: int = Field(8000, ge=1, le=65535, description="API port.")
+    api_processes: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description=(
+            "API processes `kaizen up` runs on the one port (SO_REUSEPORT): with two or more, a killed "
+            "process never leaves the port unserved while the supervisor restarts it."
+        ),
+    )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest JSON request body the API reads; larger ones get 413."
     )

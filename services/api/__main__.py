@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 
 import uvicorn
@@ -18,16 +19,32 @@ def main() -> None:
     configure_logging(settings.log_level)
     # SIGTERM makes uvicorn drain and stop; the exit code then tells the supervisor why.
     app = create_app(settings, on_loop_failure=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=settings.api_host,
-        port=settings.api_port,
         log_level=settings.log_level.lower(),
         # Our logging setup already formats every record; uvicorn's would replace it.
         log_config=None,
     )
+    uvicorn.Server(config).run(sockets=[shared_socket(settings.api_host, settings.api_port)])
     if loop_failed(app):
         sys.exit(1)
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other API processes may bind too (``SO_REUSEPORT``).
+
+    The kernel spreads new connections over every process listening on the port, so
+    ``kaizen up`` runs several (``KAIZEN_API_PROCESSES``): when one is killed the others
+    go on answering while the supervisor restarts it (a restart imports for seconds).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 if __name__ == "__main__":
