@@ -35,6 +35,9 @@ from services.api.schemas.jobs import JOB_EXAMPLE, JobEvent, JobResponse
 from shared.events.jobs import JobCancelRequested
 from shared.events.prs import PrRetryRequested
 
+#: ``progress_step`` of a job whose optimization is over (``JobCompiled`` was projected).
+COMPILED_STEPS = frozenset({"compiled", "publishing_pr"})
+
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobId = Annotated[uuid.UUID, Path(description="The job’s unique identifier")]
@@ -117,11 +120,20 @@ async def retry_pr(
 async def cancel_job(
     _: AdminKey, job_id: JobId, db: ReadModel, writer: WriterDep, rid: RequestId
 ) -> JobResponse:
-    """Ask the job to stop at its next safe point; it then ends `FAILED` ("cancelled")."""
+    """Ask the job to stop at its next safe point; it then ends `FAILED` ("cancelled").
+
+    409 once the job has ended, or once it has compiled (`progress_step` `compiled` or
+    `publishing_pr`): the optimizer's work is done and the result is stored. A cancel
+    accepted just before that point is too late to stop it; the job's events show both."""
     async with db.connect() as conn:
         job = await views.job_view(conn, job_id)
     if job.status in domain.TERMINAL_STATUSES:
         raise conflict(f"job {job_id} has ended ({job.status}); there is nothing to cancel")
+    if job.progress_step in COMPILED_STEPS:
+        raise conflict(
+            f"job {job_id} has finished optimizing and its prompt version is stored "
+            f"({job.progress_step}); it can no longer be cancelled"
+        )
     await writer.write(rid, JobCancelRequested(job_id=job_id, task_id=job.task_id))
     async with db.connect() as conn:
         return await views.job_view(conn, job_id)

@@ -210,6 +210,23 @@ async def test_cancel_is_accepted_for_an_active_job_only(api: Api) -> None:
     assert_problem(await api.client.post(f"/api/v1/jobs/{uuid.uuid4()}/cancel"), 404)
 
 
+async def test_a_compiled_job_being_published_can_no_longer_be_cancelled(api: Api) -> None:
+    task_id = await _task_id(api)
+    ids = {"job_id": uuid.uuid4(), "task_id": task_id}
+    await api.seed(
+        *(
+            Envelope.wrap(e, source="optimizer")
+            for e in (
+                JobRequested(**ids, triggered_by="api_on_demand", feedback_count=3, log_offset=0),
+                JobCompiled(**ids, prompt_version_id=uuid.uuid4(), job_metadata={}, publish=True),
+            )
+        )
+    )
+    body = assert_problem(await api.client.post(f"/api/v1/jobs/{ids['job_id']}/cancel"), 409)
+    assert "publishing_pr" in body["detail"] and "no longer be cancelled" in body["detail"]
+    assert (await api.client.get(f"/api/v1/jobs/{ids['job_id']}")).json()["progress_step"] == "publishing_pr"
+
+
 async def test_history_and_stream_show_every_event_in_log_order(api: Api) -> None:
     task_id = await _task_id(api)
     chain = job_lifecycle(task_id, "pr_failed")
