@@ -1,10 +1,12 @@
-"""``kaizen keys bootstrap``: the first admin key, created on the server side.
+"""``kaizen keys create|list|revoke`` over HTTP, and ``kaizen keys bootstrap`` on the server side.
 
-It appends the key's event to the keys topic directly, so it runs where the operator
-reaches the broker (``KAIZEN_KAFKA_BOOTSTRAP``), not over HTTP: no secret is needed
-beyond access to the log. The outcome is read back from the log, folded by the same
-:class:`KeyRing` the API authenticates with: a bootstrap key takes effect only while no
-key exists, so of several racing bootstraps (CLI or HTTP) exactly one wins.
+``create``, ``list`` and ``revoke`` call the API with an admin key, like every other
+HTTP command (``kaizen_cli.remote``). ``bootstrap`` makes the first admin key: it appends
+the key's event to the keys topic directly, so it runs where the operator reaches the broker
+(``KAIZEN_KAFKA_BOOTSTRAP``), not over HTTP: no secret is needed beyond access to the log.
+The outcome is read back from the log, folded by the same :class:`KeyRing` the API
+authenticates with: a bootstrap key takes effect only while no key exists, so of several
+racing bootstraps (CLI or HTTP) exactly one wins.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
-from typing import Annotated
+import uuid
+from typing import Annotated, Literal
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from kaizen_client import Kaizen, KaizenError
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
+from kaizen_cli import remote
+from kaizen_cli.remote import ApiKey, Json, Url, connect, out, print_json, when
 from services.api.keyring import KeyRing, new_key_event
 from services.api.security import hash_key
 from shared.events import codec
@@ -30,7 +38,10 @@ from shared.kafka.producer import EventLog, LogUnavailable
 from shared.kafka.security import client_options
 from shared.settings import Settings
 
-keys_app = typer.Typer(help="API keys, from the server side.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys: create, list, revoke (over HTTP, with an admin key); bootstrap the first one.",
+    no_args_is_help=True,
+)
 err = Console(stderr=True)
 
 SOURCE = "kaizen-cli"
@@ -137,3 +148,74 @@ def wait_accepted(api: str, key: str, timeout: float) -> bool:
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
     return False
+
+
+Role = Literal["ingest", "read", "admin"]
+
+
+@keys_app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="What the key is for, shown in key lists.", show_default=False)],
+    role: Annotated[
+        Role, typer.Option(help="ingest: send feedback; read: also read; admin: everything.")
+    ] = "ingest",
+    url: Url = None,
+    api_key: ApiKey = None,
+    json_: Json = False,
+) -> None:
+    """Create an API key; print it once, alone on stdout (store it now: it is never shown again)."""
+    with connect(url, api_key) as client:
+        created = client.keys.create(name, role)
+    if json_:
+        print_json(created)
+        return
+    remote.err.print(f"Created {created.role} key {created.name!r} ({created.id}); shown once, store it now:")
+    print(created.key)
+
+
+@keys_app.command("list")
+def list_keys(url: Url = None, api_key: ApiKey = None, json_: Json = False) -> None:
+    """Every key: id, name, role, prefix, status (never the key itself)."""
+    with connect(url, api_key) as client:
+        keys = client.keys.list()
+    if json_:
+        print_json(keys)
+        return
+    table = Table("id", "name", "role", "prefix", "status", "created", "revoked")
+    for key in keys:
+        status = "[green]active[/]" if key.status == "active" else "[red]revoked[/]"
+        table.add_row(
+            str(key.id),
+            escape(key.name),
+            key.role,
+            key.prefix,
+            status,
+            when(key.created_at),
+            when(key.revoked_at),
+        )
+    out.print(table)
+
+
+@keys_app.command()
+def revoke(
+    key: Annotated[str, typer.Argument(help="The key's id, or its prefix as `keys list` shows it.")],
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Revoke a key: the API refuses it within seconds, streams it opened included."""
+    with connect(url, api_key) as client:
+        key_id = _key_id(client, key)
+        client.keys.revoke(key_id)
+    out.print(f"Revoked key {key_id}.")
+
+
+def _key_id(client: Kaizen, ref: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        pass
+    matches = [k.id for k in client.keys.list() if k.prefix == ref or k.prefix.startswith(ref)]
+    if len(matches) != 1:
+        found = "no key" if not matches else f"{len(matches)} keys"
+        raise KaizenError(f"{found} with the prefix {ref!r} (`kaizen keys list` shows them)")
+    return matches[0]

@@ -1,4 +1,5 @@
-"""The ``kaizen`` command: run the system, one service, the local broker, replays, prompts."""
+"""The ``kaizen`` command: run the system (``up``, ``serve``, ``kafka``, ``replay``) and, over
+HTTP, use a running one (``tasks``, ``feedback``, ``optimize``, ``jobs``, ``prompts``, ``keys``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from kaizen_cli.fake_git.demo import dev_app
+from kaizen_cli.feedback_cmd import feedback_app
+from kaizen_cli.jobs_cmd import jobs_app
 from kaizen_cli.kafka_cmd import kafka_app
 from kaizen_cli.keys_cmd import keys_app
+from kaizen_cli.optimize_cmd import optimize
 from kaizen_cli.prompts_cmd import prompts_app
+from kaizen_cli.tasks_cmd import tasks_app
 from shared.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -23,6 +28,9 @@ app = typer.Typer(
 )
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(dev_app, name="dev")
 err = Console(stderr=True)
@@ -101,6 +109,8 @@ def schemas(
     written = write_all(directory)
     out.print(f"wrote {len(written)} files to {directory}")
 
+
+app.command("optimize")(optimize)  # listed after the commands that run the system
 
 if __name__ == "__main__":
     app()

@@ -9,11 +9,16 @@ The auto-trigger rule (docs/triggers.md): a task triggers when the live feedback
 recorded after its last job's cut-off reaches ``feedback_threshold`` and no job of the
 task is active. Every job — successful or not — moves the cut-off, so after a FAILED
 or PR_FAILED job another full threshold of new feedback is needed.
+
+Each feedback id counts once (:func:`first_sightings`): an API retry after a 503/504
+whose write had landed can append the same ``FeedbackRecorded`` or ``SeedsUploaded``
+again, and the copy must move neither the threshold nor a job's ``feedback_count``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from shared.events import feedback as fb
@@ -56,6 +61,37 @@ def evolve(state: TaskState, event: Event, offset: int) -> TaskState:
         case prs.PrCreated(job_id=job_id) | prs.PrFailed(job_id=job_id) if state.active_job == job_id:
             return replace(state, active_job=None)
     return state
+
+
+def recorded_ids(event: Event) -> list[uuid.UUID]:
+    """The feedback ids ``event`` records (none for events that record no feedback)."""
+    match event:
+        case fb.FeedbackRecorded(feedback_id=feedback_id):
+            return [feedback_id]
+        case fb.SeedsUploaded(seeds=seeds):
+            return [seed.feedback_id for seed in seeds]
+    return []
+
+
+def first_sightings(event: Event, first_offsets: Mapping[uuid.UUID, int], offset: int) -> Event | None:
+    """``event`` without the feedback it repeats: None when it only repeats earlier feedback.
+
+    ``first_offsets`` maps feedback ids of the task to the offset of the event that first
+    recorded them (the optimizer keeps every example, keyed by id, for training anyway).
+    An id first recorded at an earlier offset is a copy. Deciding by offset, not by "seen
+    before", keeps replay exact: a rebuild from the log, with or without the examples of an
+    earlier fold, counts the same events, and a redelivered batch is counted as before.
+    There is no window to outgrow: a copy is recognised however late it comes.
+    """
+    match event:
+        case fb.FeedbackRecorded(feedback_id=feedback_id):
+            return None if first_offsets.get(feedback_id, offset) < offset else event
+        case fb.SeedsUploaded(seeds=seeds):
+            fresh = [s for s in seeds if first_offsets.get(s.feedback_id, offset) >= offset]
+            if not fresh:
+                return None
+            return event if len(fresh) == len(seeds) else event.model_copy(update={"seeds": fresh})
+    return event
 
 
 def decide_on_feedback(state: TaskState, offset: int) -> list[Event]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from services.optimizer import domain
-from services.optimizer.adapters import StateStore
+from services.optimizer.adapters import StateStore, examples
 from services.optimizer.handlers import HANDLERS, Ctx
-from shared.events.base import derive_id
+from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
 from shared.kafka.consumer import Delivery
 from shared.kafka.producer import EventLog
@@ -33,18 +36,21 @@ class Trigger:
                 env = d.envelope
                 if env is None or env.task_id is None:
                     continue
+                event = await _first_sightings(conn, env.task_id, env.data, d.offset)
+                if event is None:
+                    continue  # a copy of feedback counted at its first offset
                 state, settings = await StateStore.task(conn, env.task_id)
                 ctx = Ctx(
                     conn,
                     env,
                     d.partition,
                     d.offset,
-                    domain.evolve(state, env.data, d.offset),
+                    domain.evolve(state, event, d.offset),
                     settings,
                     self.cancelled,
                 )
-                handler = HANDLERS.get(type(env.data))
-                decided = await handler(ctx, env.data) if handler else []
+                handler = HANDLERS.get(type(event))
+                decided = await handler(ctx, event) if handler else []
                 emitted += [
                     Envelope.wrap(e, source=SOURCE, causation=env, id=derive_id("decision", env.id, i))
                     for i, e in enumerate(decided)
@@ -56,3 +62,17 @@ class Trigger:
                 await self.events.append_all(emitted)
             last = deliveries[-1]
             await self.store.save(conn, last.topic, last.partition, last.offset + 1)
+
+
+async def _first_sightings(
+    conn: AsyncConnection, task_id: uuid.UUID, event: Event, offset: int
+) -> Event | None:
+    """``event`` without the feedback that an earlier event of the task already recorded."""
+    ids = domain.recorded_ids(event)
+    if not ids:
+        return event
+    query = select(examples.c.id, examples.c.log_offset).where(
+        examples.c.task_id == str(task_id), examples.c.id.in_([str(i) for i in ids])
+    )
+    first = {uuid.UUID(row.id): row.log_offset for row in await conn.execute(query)}
+    return domain.first_sightings(event, first, offset)

@@ -19,6 +19,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -284,9 +285,14 @@ def estimate_job_cost(
     teacher_model: str,
     judge_model: str,
     settings: OptimizerSettings,
-    api_bases: dict[str, str | None] | None = None,
+    api_bases: Mapping[str, str | None] | None = None,
+    prices: Mapping[str, Price] | None = None,
 ) -> CostEstimate:
-    """Estimate calls and USD of a job over ``n_examples`` usable (gold) examples."""
+    """Estimate calls and USD of a job over ``n_examples`` usable (gold) examples.
+
+    ``prices``: the operator's prices (``KAIZEN_MODEL_PRICES``); like the job's meter,
+    they override every other price of their model.
+    """
     train, val, test = three_way_sizes(n_examples)
     plan = plan_mipro(val, settings)
     task_model = settings.task_model or teacher_model
@@ -296,14 +302,14 @@ def estimate_job_cost(
     prompt_calls = proposer_calls(plan, train)
     # "auto" picks the judge unless the outputs form a label set: estimate the dearer case.
     judge_calls = task_calls if settings.metric in ("llm_judge", "auto") else 0
-    bases = api_bases or {}
+    bases, operator = api_bases or {}, prices or {}
     total, unpriced = 0.0, []
     for model, calls, (tokens_in, tokens_out) in (
         (task_model, task_calls, TASK_CALL_TOKENS),
         (teacher_model, prompt_calls, PROPOSER_CALL_TOKENS),
         (judge_model, judge_calls, JUDGE_CALL_TOKENS),
     ):
-        price = model_price(model, bases.get(model))
+        price = operator.get(model) or model_price(model, bases.get(model))
         if price is None:
             if calls and model not in unpriced:
                 unpriced.append(model)

@@ -137,6 +137,10 @@ class AsyncKaizen(BufferedFeedback):
         result: m.OptimizeResponse = await self._run(call("optimize", path={"task_id": task_id}))
         return result
 
+    async def estimate(self, task_id: uuid.UUID | str) -> m.OptimizeEstimate:
+        result: m.OptimizeEstimate = await self._run(call("optimize.estimate", path={"task_id": task_id}))
+        return result
+
     async def health(self) -> m.HealthResponse:
         result: m.HealthResponse = await self._run(call("health"))
         return result

@@ -244,6 +244,11 @@ class Kaizen(BufferedFeedback):
         result: m.OptimizeResponse = self._run(call("optimize", path={"task_id": task_id}))
         return result
 
+    def estimate(self, task_id: uuid.UUID | str) -> m.OptimizeEstimate:
+        """What ``optimize(task_id)`` would estimate now, without starting a job (a read key will do)."""
+        result: m.OptimizeEstimate = self._run(call("optimize.estimate", path={"task_id": task_id}))
+        return result
+
     def health(self) -> m.HealthResponse:
         result: m.HealthResponse = self._run(call("health"))
         return result

@@ -85,4 +85,5 @@ ENDPOINTS: dict[str, Endpoint] = {
         params=("version_id",),
     ),
     "optimize": Endpoint("POST", "/api/v1/optimize/{task_id}", answer=m.OptimizeResponse),
+    "optimize.estimate": Endpoint("GET", "/api/v1/optimize/{task_id}/estimate", answer=m.OptimizeEstimate),
 }

@@ -298,6 +298,13 @@ class OptimizeResponse(Answer):
     budget_warning: str | None
 
 
+class OptimizeEstimate(Answer):
+    cost_estimate: CostEstimateOut
+    budget_warning: str | None
+    feedback_count: int
+    usable_examples: int
+
+
 # --- prompts -------------------------------------------------------------------------------
 
 

@@ -3,6 +3,9 @@
 The API answers early from the read model (unknown task, an active job, no feedback),
 but the optimizer's decision is final: it sees every request and auto trigger of the
 task in log order, so two requests in the same instant still get at most one job.
+
+``GET /api/v1/optimize/{task_id}/estimate`` is the same estimate without the job: it
+reads the read model and writes nothing, so a client can show the cost before asking.
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ from fastapi import APIRouter
 
 from services.api import domain, views
 from services.api.adapters import NotYetVisible, Outcome
-from services.api.deps import AdminKey, ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import AdminKey, ReadKey, ReadModel, RequestId, SettingsDep, WriterDep
 from services.api.problems import ProblemError, conflict, not_found
 from services.api.queries import feedback, jobs
 from services.api.schemas.common import problem_responses
-from services.api.schemas.jobs import CostEstimateOut, OptimizeResponse
+from services.api.schemas.jobs import CostEstimateOut, OptimizeEstimate, OptimizeResponse
 from shared.events.jobs import OptimizationRequested
-from shared.llm.pricing import CostEstimate, OptimizerSettings, estimate_job_cost
+from shared.llm.pricing import CostEstimate, OptimizerSettings, Price, estimate_job_cost
 from shared.settings import Settings
 
 router = APIRouter(prefix="/optimize", tags=["optimize"])
@@ -58,12 +61,22 @@ async def optimize(
         raise _rejection(outcome, task_id)
     async with db.connect() as conn:
         job = await views.job_view(conn, uuid.UUID(str(outcome.entity_id)))
-    estimate = await asyncio.to_thread(_estimate, dict(task.settings), config, gold, settings)
-    budget = task.settings.get("cost_budget")
-    return OptimizeResponse(
-        job=job,
-        cost_estimate=CostEstimateOut.model_validate(dataclasses.asdict(estimate)),
-        budget_warning=domain.budget_warning(estimate.estimated_cost_usd, budget),
+    estimate, warning = await _priced(task.settings, config, gold, settings)
+    return OptimizeResponse(job=job, cost_estimate=estimate, budget_warning=warning)
+
+
+@router.get("/{task_id}/estimate", responses=problem_responses(400, 401, 404, 422))
+async def estimate(_: ReadKey, task_id: uuid.UUID, db: ReadModel, settings: SettingsDep) -> OptimizeEstimate:
+    """What a job for the task would probably cost now, as `POST` would estimate it; starts nothing."""
+    async with db.connect() as conn:
+        task = await views.existing_task(conn, task_id)
+        config = dict(task.settings.get("evaluator_config") or {})
+        total, gold = await feedback.example_counts(conn, task_id, _min_gold(config))
+    if total == 0:
+        raise ProblemError(400, NO_FEEDBACK, slug="no-usable-feedback")
+    estimate, warning = await _priced(task.settings, config, gold, settings)
+    return OptimizeEstimate(
+        cost_estimate=estimate, budget_warning=warning, feedback_count=total, usable_examples=gold
     )
 
 
@@ -87,20 +100,34 @@ def _min_gold(config: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else DEFAULT_MIN_GOLD_SCORE
 
 
+async def _priced(
+    task: Mapping[str, Any], config: Mapping[str, Any], gold: int, settings: Settings
+) -> tuple[CostEstimateOut, str | None]:
+    """The estimate both routes answer with, and the budget warning it may raise."""
+    estimate = await asyncio.to_thread(_estimate, dict(task), config, gold, settings)
+    warning = domain.budget_warning(estimate.estimated_cost_usd, task.get("cost_budget"))
+    return CostEstimateOut.model_validate(dataclasses.asdict(estimate)), warning
+
+
 def _estimate(
     task: Mapping[str, Any], config: Mapping[str, Any], gold: int, settings: Settings
 ) -> CostEstimate:
-    """The pre-run estimate over the examples good enough to teach (reads a price file: run in a thread)."""
+    """The pre-run estimate over the examples good enough to teach (reads a price file: run in a thread).
+
+    Priced as the job's meter prices: the operator's prices first, and the default models
+    at the endpoint the optimizer serves them from.
+    """
     teacher = task.get("teacher_model") or settings.default_teacher_model
     judge = task.get("judge_model") or settings.default_judge_model
-    bases = {
-        settings.default_teacher_model: settings.llm_api_base,
-        settings.default_judge_model: settings.llm_api_base,
+    rules = settings.model_rules
+    bases = {model: rules.api_base(model) for model in (rules.default_teacher, rules.default_judge)}
+    prices = {
+        model: Price(p.input_usd_per_million, p.output_usd_per_million) for model, p in rules.prices.items()
     }
     known = {f.name for f in dataclasses.fields(OptimizerSettings)}
     try:
         optimizer = OptimizerSettings(**{k: v for k, v in config.items() if k in known})
-        return estimate_job_cost(gold, teacher, judge, optimizer, bases)
+        return estimate_job_cost(gold, teacher, judge, optimizer, bases, prices)
     except (KeyError, TypeError, ValueError):
         # A hand-written evaluator_config the estimate cannot read: estimate with the defaults.
-        return estimate_job_cost(gold, teacher, judge, OptimizerSettings(), bases)
+        return estimate_job_cost(gold, teacher, judge, OptimizerSettings(), bases, prices)

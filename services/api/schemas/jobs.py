@@ -113,3 +113,14 @@ class OptimizeResponse(BaseModel):
     job: JobResponse
     cost_estimate: CostEstimateOut
     budget_warning: str | None = Field(description="Set when the estimate exceeds the task's cost_budget.")
+
+
+class OptimizeEstimate(BaseModel):
+    """What ``POST /optimize/{task_id}`` would estimate now; nothing is started."""
+
+    cost_estimate: CostEstimateOut
+    budget_warning: str | None = Field(description="Set when the estimate exceeds the task's cost_budget.")
+    feedback_count: int = Field(description="The task's feedback and seeds.")
+    usable_examples: int = Field(
+        description="Those scored at least min_score_for_gold: the examples the estimate splits."
+    )

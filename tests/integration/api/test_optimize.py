@@ -1,4 +1,5 @@
-"""``POST /optimize/{task_id}`` with the real optimizer deciding: a job and an estimate, or why not."""
+"""``POST /optimize/{task_id}`` with the real optimizer deciding: a job and an estimate, or why not;
+``GET /optimize/{task_id}/estimate``: the same estimate, and nothing started."""
 
 from __future__ import annotations
 
@@ -80,3 +81,34 @@ async def test_optimize_refuses_unknown_tasks_and_tasks_without_feedback(api: Ap
         "no feedback" in assert_problem(await api.client.post(f"/api/v1/optimize/{task_id}"), 400)["detail"]
     )
     assert_problem(await api.client.post("/api/v1/optimize/not-a-uuid"), 422)
+
+
+async def test_the_estimate_is_what_optimize_answers_and_starts_nothing(make_api: MakeApi) -> None:
+    async with make_api(services=WITH_OPTIMIZER) as api:
+        task_id = await _task_with_feedback(
+            api, 6, teacher_model="gpt-4o", judge_model="gpt-4o-mini", cost_budget=0.01
+        )
+        key = (await api.client.post("/api/v1/keys", json={"name": "dashboard", "role": "read"})).json()
+        read = {"X-API-Key": key["key"]}
+        response = await api.client.get(f"/api/v1/optimize/{task_id}/estimate", headers=read)
+        assert response.status_code == 200, response.text
+        estimated = response.json()
+        assert (estimated["feedback_count"], estimated["usable_examples"]) == (6, 5)
+        assert (
+            estimated["cost_estimate"]["train_size"],
+            estimated["cost_estimate"]["val_size"],
+        ) == split_sizes(5)
+        assert "exceeds the task's cost_budget" in estimated["budget_warning"]
+        assert (await api.client.get("/api/v1/jobs", params={"task_id": task_id})).json() == []
+        assert_problem(await api.client.post(f"/api/v1/optimize/{task_id}", headers=read), 403)
+        started = (await api.client.post(f"/api/v1/optimize/{task_id}")).json()
+        assert started["cost_estimate"] == estimated["cost_estimate"]
+        assert started["budget_warning"] == estimated["budget_warning"]
+
+
+async def test_the_estimate_refuses_what_optimize_refuses(api: Api) -> None:
+    assert_problem(await api.client.get(f"/api/v1/optimize/{uuid.uuid4()}/estimate"), 404)
+    task_id = await _task_with_feedback(api, 0)
+    refused = assert_problem(await api.client.get(f"/api/v1/optimize/{task_id}/estimate"), 400)
+    assert "no feedback" in refused["detail"]
+    assert_problem(await api.client.get("/api/v1/optimize/not-a-uuid/estimate"), 422)

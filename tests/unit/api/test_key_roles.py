@@ -80,6 +80,9 @@ def _expected_role(method: str, path: str) -> KeyRole:
 def test_every_api_route_declares_exactly_its_one_role(tmp_path: Path) -> None:
     routes = _api_routes(_app(tmp_path))
     assert len(routes) > 20 and set(routes) >= INGEST_ROUTES
+    # Pricing a job starts nothing: a read key (a dashboard) may ask; starting it needs admin.
+    assert routes[("GET", "/api/v1/optimize/{task_id}/estimate")] == ["read"]
+    assert routes[("POST", "/api/v1/optimize/{task_id}")] == ["admin"]
     for (method, path), roles in routes.items():
         if (method, path) in UNAUTHENTICATED:
             assert roles == [], f"{method} {path} must stay open to the bootstrap token"
