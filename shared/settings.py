@@ -132,6 +132,20 @@ class Settings(BaseSettings):
         "comma-separated. https only, unless an origin is listed with http://. Empty: none.",
     )
 
+    # Worker services' Prometheus endpoints (the API serves /metrics on its own port).
+    metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of the worker services' metrics endpoints (unauthenticated)."
+    )
+    metrics_port_projector: int = Field(
+        9464, ge=0, le=65535, description="Projector's Prometheus metrics port; 0: off."
+    )
+    metrics_port_optimizer: int = Field(
+        9465, ge=0, le=65535, description="Optimizer's Prometheus metrics port; 0: off."
+    )
+    metrics_port_pr_publisher: int = Field(
+        9466, ge=0, le=65535, description="PR publisher's Prometheus metrics port; 0: off."
+    )
+
     bootstrap_token: SecretStr | None = Field(
         None,
         description="Secret that opens POST /api/v1/keys/bootstrap (sent as X-Bootstrap-Token), "

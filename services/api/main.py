@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api import SERVICE_NAME, errors, limits, openapi
+from services.api import SERVICE_NAME, errors, limits, openapi, request_metrics
 from services.api.adapters import ProjectionWatcher, Writer
 from services.api.deps import ApiContext
 from services.api.keyfeed import KeyFeed
@@ -115,6 +115,7 @@ def create_app(
     app.include_router(api_router)
     offline_docs.install(app)
     install_dashboard(app)
+    request_metrics.install(app)  # last: its middleware is outermost, it sees every answer
     return app
 
 

@@ -31,6 +31,8 @@ async def main() -> None:
         p.stop,
         concurrency=p.settings.optimizer_concurrency,
         heartbeat_seconds=p.settings.heartbeat_seconds,
+        metrics_port=p.settings.metrics_port_optimizer,
+        metrics_host=p.settings.metrics_host,
     )
 
 

@@ -14,6 +14,7 @@ from services.optimizer.adapters import StateStore
 from services.optimizer.fold import Trigger
 from services.optimizer.runner import JobRunner
 from services.optimizer.specs import ModelDefaults, build_spec
+from shared import metrics
 from shared.events.topics import Topics
 from shared.kafka.consumer import EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
@@ -34,8 +35,10 @@ async def run_optimizer(
     concurrency: int = 2,
     heartbeat_seconds: float = 5.0,
     group_id: str | None = None,
+    metrics_port: int = 0,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Fold the task topic, trigger jobs and run them until ``stop`` is set.
+    """Fold the task topic, trigger jobs and run them until ``stop`` is set; metrics on ``metrics_port``.
 
     Raises :class:`shared.loops.LoopFailed` when a background loop gave up.
     """
@@ -74,9 +77,11 @@ async def run_optimizer(
     spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance, lambda: runner.active)
     reconcile = _reconciler(trigger, runner)
     loops.spawn("reconcile", lambda health: act_when_caught_up(consumer, stop, reconcile, 0.5, health))
+    metrics_server = metrics.serve(metrics_port, metrics_host)
     try:
         await consumer.run(stop)
     finally:
+        metrics.stop(metrics_server)
         await loops.close()
         await runner.shutdown()
         await events.stop()

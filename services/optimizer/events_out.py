@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from services.optimizer import event_budget
@@ -35,6 +36,7 @@ from services.optimizer.spec import (
     Trial,
     Usage,
 )
+from shared import metrics
 from shared.events import jobs as jb
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
@@ -67,6 +69,7 @@ async def _emit(events: EventLog, row: Any, *steps: tuple[Event, tuple[object, .
     for attempt in range(1_000_000):
         try:
             await events.append_all(envelopes)
+            _count_verdicts(step[0] for step in steps)
             return
         except LogUnavailable:
             if time.monotonic() >= deadline:
@@ -74,6 +77,18 @@ async def _emit(events: EventLog, row: Any, *steps: tuple[Event, tuple[object, .
             delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
             log.warning("job %s: appending %s failed; again in %.1f s", row.job_id, envelopes[0].type, delay)
             await asyncio.sleep(delay)
+
+
+def _count_verdicts(events: Iterable[Event]) -> None:
+    """Count a job's verdict once its events are in the log (a re-run after a crash counts again)."""
+    for event in events:
+        if isinstance(event, jb.JobSucceeded):
+            metrics.JOBS.labels("succeeded", "").inc()
+        elif isinstance(event, jb.JobFailed):
+            cancelled = event.kind == "cancelled"
+            metrics.JOBS.labels("cancelled" if cancelled else "failed", "" if cancelled else event.kind).inc()
+        elif isinstance(event, jb.JobCompiled) and event.publish:
+            metrics.JOBS.labels("compiled", "").inc()
 
 
 async def started(events: EventLog, row: Any, spec: JobSpec, attempt: int, worker: str) -> None:
@@ -99,6 +114,7 @@ class ProgressEmitter:
         self.events, self.row, self.spec, self.attempt = events, row, spec, attempt
         self.baseline: float | None = None
         self.usage = Usage(llm_calls=0, prompt_tokens=0, completion_tokens=0, cost_usd=0.0)
+        self.metered = self.usage  # the part of the usage already added to the Prometheus counters
 
     async def on_progress(self, progress: Progress) -> None:
         key: tuple[object, ...] = (self.attempt,)
@@ -121,8 +137,27 @@ class ProgressEmitter:
                     cost_usd=self.usage.cost_usd,
                 )
                 await _emit(self.events, self.row, (event, (*key, "trial", trial.trial)))
+                metrics.TRIALS.inc()
             case Usage() as usage:
                 self.usage = usage
+                self.meter(usage)
+
+    def meter(self, totals: Usage | JobResult) -> None:
+        """Add the job's usage since the last call to the LLM counters (totals only grow)."""
+        done = self.metered
+        metrics.count_llm_usage(
+            self.spec.teacher_model,
+            totals.llm_calls - done.llm_calls,
+            totals.prompt_tokens - done.prompt_tokens,
+            totals.completion_tokens - done.completion_tokens,
+            totals.cost_usd - done.cost_usd,
+        )
+        self.metered = Usage(
+            llm_calls=max(done.llm_calls, totals.llm_calls),
+            prompt_tokens=max(done.prompt_tokens, totals.prompt_tokens),
+            completion_tokens=max(done.completion_tokens, totals.completion_tokens),
+            cost_usd=max(done.cost_usd, totals.cost_usd),
+        )
 
     def _evaluating(self) -> jb.JobEvaluating:
         train, val, test = three_way_sizes(len(self.spec.usable_examples()))
@@ -236,6 +271,7 @@ async def compiled(
     progress: ProgressEmitter,
     settings: dict[str, Any],
 ) -> None:
+    progress.meter(result)  # calls after the worker's last usage line
     try:
         version, notes = event_budget.fit_version(_version(row, result, spec))
     except event_budget.ResultTooLarge as exc:
@@ -271,6 +307,7 @@ async def failed_with(events: EventLog, row: Any, failure: JobFailure, progress:
         "cost_usd": round(progress.usage.cost_usd, 6),
     }
     if failure.partial is not None:
+        progress.meter(failure.partial)
         meta = metadata(progress.spec, failure.partial)
         if failure.partial.prompt_text:
             # The best prompt so far is kept as a draft (budget exhausted, time limit).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from services.optimizer import events_out
 from services.optimizer.adapters import StateStore
 from services.optimizer.spec import JobFailed, JobFailure, JobSpec
 from services.optimizer.subprocess_runner import run_in_subprocess
+from shared import metrics
 from shared.kafka.producer import EventLog
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,9 @@ class JobRunner:
                         self.events, row, "cancelled by request", "cancelled", step="cancelled"
                     )
                     return
+                started = time.monotonic()
                 await self._attempt(job, row)
+                metrics.JOB_DURATION.observe(time.monotonic() - started)
         except Exception as exc:
             log.exception("job %s crashed in the runner", job.job_id)
             await events_out.failed(self.events, row, f"internal error in the optimizer: {exc!r}", "crashed")

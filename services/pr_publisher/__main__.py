@@ -19,6 +19,8 @@ async def main() -> None:
         p.stop,
         heartbeat_seconds=p.settings.heartbeat_seconds,
         git_hosts=p.settings.git_host_allowlist,
+        metrics_port=p.settings.metrics_port_pr_publisher,
+        metrics_host=p.settings.metrics_host,
     )
 
 

@@ -13,6 +13,7 @@ from services.pr_publisher.git_hosts import DEFAULT_ALLOWLIST
 from services.pr_publisher.handlers import HANDLERS, Ctx
 from services.pr_publisher.publisher import Publisher
 from services.pr_publisher.state import PublisherState
+from shared import metrics
 from shared.events.topics import Topics
 from shared.git_policy import Origin
 from shared.kafka.consumer import Delivery, EventConsumer, act_when_caught_up
@@ -51,8 +52,10 @@ async def run_publisher(
     group_id: str | None = None,
     git_timeout: float = 10.0,
     git_hosts: tuple[Origin, ...] = DEFAULT_ALLOWLIST,
+    metrics_port: int = 0,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Fold the task topic and open the PRs it asks for until ``stop`` is set.
+    """Fold the task topic and open the PRs it asks for until ``stop`` is set; metrics on ``metrics_port``.
 
     Raises :class:`shared.loops.LoopFailed` when a background loop gave up.
     """
@@ -76,9 +79,11 @@ async def run_publisher(
     loops.spawn(
         "reconcile", lambda health: act_when_caught_up(consumer, stop, publisher.reconcile, 0.3, health)
     )
+    metrics_server = metrics.serve(metrics_port, metrics_host)
     try:
         await consumer.run(stop)
     finally:
+        metrics.stop(metrics_server)
         await loops.close()
         await events.stop()
         await engine.dispose()

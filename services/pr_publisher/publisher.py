@@ -32,6 +32,7 @@ from services.pr_publisher.git_hosts import (
     read_prompt_file,
 )
 from services.pr_publisher.state import PublisherState
+from shared import metrics
 from shared.events import prompts, prs
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
@@ -145,11 +146,14 @@ class Publisher:
             log.info(
                 "job %s: PR %s (%s)", request.job_id, result.url, "reused" if result.reused else "opened"
             )
+            metrics.PR_OUTCOMES.labels(pr_request.provider, "reused" if result.reused else "created").inc()
         except PrError as exc:
             # The reason ends up in error_message and the retry-pr 502 detail: the last gate.
             reason = for_users(exc.reason, pr_request.token if pr_request else None)
             outcome = prs.PrFailed(**ids, reason=reason, retryable=exc.retryable)
             log.warning("job %s: PR failed: %s", request.job_id, reason)
+            provider = pr_request.provider if pr_request else "unknown"
+            metrics.PR_OUTCOMES.labels(provider, "failed").inc()
         envelope = Envelope.wrap(
             outcome,
             source=SOURCE,

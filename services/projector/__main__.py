@@ -16,6 +16,8 @@ async def main() -> None:
         p.settings.resolved_database_url,
         p.stop,
         heartbeat_seconds=p.settings.heartbeat_seconds,
+        metrics_port=p.settings.metrics_port_projector,
+        metrics_host=p.settings.metrics_host,
     )
 
 

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.projector import GROUP, SERVICE_NAME
 from services.projector.projection import Projection
+from shared import metrics
 from shared.events import codec
 from shared.events.topics import Topics
 from shared.kafka.consumer import Delivery, EventConsumer
@@ -36,8 +37,10 @@ async def run_projector(
     *,
     heartbeat_seconds: float = 5.0,
     group_id: str | None = None,
+    metrics_port: int = 0,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Project the log into ``db_url`` until ``stop`` is set.
+    """Project the log into ``db_url`` until ``stop`` is set; metrics on ``metrics_port`` (0: off).
 
     Raises :class:`shared.loops.LoopFailed` when its heartbeat loop gave up.
     """
@@ -56,10 +59,13 @@ async def run_projector(
         handler=loops.track("project").around(projection.apply),
         offsets=projection.offsets,
     )
+    projection.highwater = consumer.consumer.highwater
     spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance)
+    metrics_server = metrics.serve(metrics_port, metrics_host)
     try:
         await consumer.run(stop)
     finally:
+        metrics.stop(metrics_server)
         await loops.close()
         await events.stop()
         await engine.dispose()

@@ -12,13 +12,15 @@ outcome is the one of applying the records one by one. Any other error stops the
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.projector import adapters
 from services.projector.handlers import Fact, evolve, wanted
 from services.projector.view import RefusedValue
+from shared import metrics
 from shared.kafka.batch_fold import bisect
 from shared.kafka.consumer import Delivery, dead_letter
 from shared.kafka.offsets import TableOffsets
@@ -38,6 +40,8 @@ class Projection:
         self.events = events
         self.group = group
         self.applied = 0
+        #: The consumer's last-fetched high watermark of a partition (for the lag gauge); None: unknown.
+        self.highwater: Callable[[TopicPartition], int | None] = lambda _tp: None
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         if not deliveries:
@@ -55,6 +59,22 @@ class Projection:
                 await self._bisect(conn, decoded)
                 await self._save_offsets(conn, deliveries)
         self.applied += len(deliveries)
+        self._count(deliveries)
+
+    def _count(self, deliveries: Sequence[Delivery]) -> None:
+        metrics.PROJECTOR_BATCHES.inc()
+        metrics.PROJECTOR_RECORDS.inc(len(deliveries))
+        undecodable = sum(1 for d in deliveries if d.envelope is None)
+        if undecodable and self.events is not None:  # the consumer dead-lettered them
+            metrics.PROJECTOR_DEAD_LETTERS.labels("undecodable").inc(undecodable)
+        following: dict[TopicPartition, int] = {}
+        for d in deliveries:
+            following[d.tp] = max(following.get(d.tp, 0), d.offset + 1)
+        for tp, next_offset in following.items():
+            highwater = self.highwater(tp)
+            if highwater is not None:
+                lag = max(0, highwater - next_offset)
+                metrics.PROJECTOR_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
     async def _bisect(self, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> None:
         async def attempt(part: Sequence[Delivery]) -> None:
@@ -80,6 +100,7 @@ class Projection:
             log.warning("skipping %s[%d]@%d: %s", delivery.topic, delivery.partition, delivery.offset, reason)
             return
         await dead_letter(self.events, delivery.record, reason, self.group)
+        metrics.PROJECTOR_DEAD_LETTERS.labels("refused").inc()
 
 
 async def fold(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> None:
