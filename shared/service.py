@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from shared.events.ops import LoopReport, ServiceHeartbeat
 from shared.events.topics import Topics
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import EventLog, LogUnavailable
+from shared.logcontext import ContextFilter, JsonFormatter, TextFormatter
 from shared.loops import LoopHealth, Loops
-from shared.settings import Settings, get_settings
+from shared.settings import LogFormat, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ class Process:
 async def start_process() -> Process:
     """Validate settings, set up logging, make sure the topics exist, and listen for SIGTERM."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     topics = Topics(settings.topic_prefix)
     bootstrap = settings.resolved_kafka_bootstrap
     await ensure_topics(
@@ -105,13 +107,25 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(level: str, log_format: LogFormat = "auto", service: str | None = None) -> None:
+    """Log to stderr: JSON lines (``shared.logcontext``), or text in a terminal with ``auto``.
+
+    ``service`` defaults to the package run with ``python -m services.<name>``.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    handler.addFilter(ContextFilter(service or _service_name()))
+    # Like basicConfig: a process (or test run) whose logging is set up already keeps it.
+    logging.basicConfig(level=level, handlers=[handler])
     # aiokafka logs every retry at WARNING/ERROR while the broker starts; keep ours readable.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _service_name() -> str:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    package = (spec.name if spec is not None else "").removesuffix(".__main__")
+    return package.removeprefix("services.") if package.startswith("services.") else "kaizen"
 
 
 def spawn_heartbeat(

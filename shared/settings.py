@@ -21,6 +21,7 @@ MIN_BOOTSTRAP_TOKEN = 16
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogFormat = Literal["auto", "json", "text"]
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 _TLS = ("SSL", "SASL_SSL")
 
@@ -125,6 +126,9 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every service."
+    )
+    log_format: LogFormat = Field(
+        "auto", description="Service logs: json (one object a line), text, or auto (text in a terminal)."
     )
     git_hosts: str = Field(
         DEFAULT_GIT_HOSTS,

@@ -16,7 +16,7 @@ from shared.settings import get_settings
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, "api")
     # SIGTERM makes uvicorn drain and stop; the exit code then tells the supervisor why.
     app = create_app(settings, on_loop_failure=lambda: os.kill(os.getpid(), signal.SIGTERM))
     config = uvicorn.Config(

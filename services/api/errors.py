@@ -22,6 +22,7 @@ from services.api import methods
 from services.api.adapters import EventTooLarge, NotYetVisible
 from services.api.problems import ProblemError, invalid, problem_response, problem_type, render
 from services.api.validation import FieldError, describe
+from shared import logcontext
 from shared.kafka.producer import LogUnavailable
 
 log = logging.getLogger(__name__)
@@ -124,16 +125,18 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception(
-                "unexpected error in %s %s (request %s)", scope.get("method"), scope.get("path"), rid
-            )
-            if started:
-                raise  # the answer is under way; the server closes the connection
-            response = _internal_error(scope.get("path", ""), rid)
-            await response(scope, receive, send_with_id)
+        # The request id is the correlation id of every event the request appends.
+        with logcontext.bound(request_id=rid, correlation_id=rid):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                log.exception(
+                    "unexpected error in %s %s (request %s)", scope.get("method"), scope.get("path"), rid
+                )
+                if started:
+                    raise  # the answer is under way; the server closes the connection
+                response = _internal_error(scope.get("path", ""), rid)
+                await response(scope, receive, send_with_id)
 
 
 def _internal_error(path: str, rid: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy import select
@@ -10,10 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.optimizer import domain
 from services.optimizer.adapters import StateStore, examples
 from services.optimizer.handlers import HANDLERS, Ctx
+from shared import logcontext
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
+from shared.events.jobs import JobRequested
 from shared.kafka.consumer import Delivery
 from shared.kafka.producer import EventLog
+
+log = logging.getLogger(__name__)
 
 SOURCE = "optimizer"
 
@@ -50,7 +55,15 @@ class Trigger:
                     self.cancelled,
                 )
                 handler = HANDLERS.get(type(event))
-                decided = await handler(ctx, event) if handler else []
+                with logcontext.of_envelope(env):
+                    decided = await handler(ctx, event) if handler else []
+                    for job in (e for e in decided if isinstance(e, JobRequested)):
+                        log.info(
+                            "job %s requested (%s)",
+                            job.job_id,
+                            job.triggered_by,
+                            extra={"job_id": job.job_id},
+                        )
                 emitted += [
                     Envelope.wrap(e, source=SOURCE, causation=env, id=derive_id("decision", env.id, i))
                     for i, e in enumerate(decided)

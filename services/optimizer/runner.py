@@ -23,7 +23,7 @@ from services.optimizer import events_out
 from services.optimizer.adapters import StateStore
 from services.optimizer.spec import JobFailed, JobFailure, JobSpec
 from services.optimizer.subprocess_runner import run_in_subprocess
-from shared import metrics
+from shared import logcontext, metrics
 from shared.kafka.producer import EventLog
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,16 @@ class JobRunner:
         job.task = asyncio.create_task(self._run(job, row), name=f"job-{job.job_id}")
 
     async def _run(self, job: LocalJob, row: Any) -> None:
-        try:
-            await self._verdict(job, row)
-            self.concluded.add(job.job_id)
-        except asyncio.CancelledError:
-            log.info("job %s stopped here (partition revoked or shutdown)", job.job_id)
-            raise
-        finally:
-            self.local.pop(job.job_id, None)
+        # Bound for the whole task: the worker's relayed stderr carries the job's ids too.
+        with logcontext.bound(job_id=job.job_id, task_id=row.task_id, correlation_id=row.correlation_id):
+            try:
+                await self._verdict(job, row)
+                self.concluded.add(job.job_id)
+            except asyncio.CancelledError:
+                log.info("job %s stopped here (partition revoked or shutdown)", job.job_id)
+                raise
+            finally:
+                self.local.pop(job.job_id, None)
 
     async def _verdict(self, job: LocalJob, row: Any) -> None:
         """Run the job to a verdict (result or failure events)."""
@@ -125,6 +127,7 @@ class JobRunner:
             await events_out.failed(self.events, job_row, failure.error_message, failure.kind)
             return
         attempt = row.attempts + 1
+        log.info("job %s: attempt %d starts in a worker subprocess", job.job_id, attempt)
         progress = events_out.ProgressEmitter(self.events, job_row, spec, attempt)
         await events_out.started(self.events, job_row, spec, attempt, self.worker)
         try:

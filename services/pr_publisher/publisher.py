@@ -32,7 +32,7 @@ from services.pr_publisher.git_hosts import (
     read_prompt_file,
 )
 from services.pr_publisher.state import PublisherState
-from shared import metrics
+from shared import logcontext, metrics
 from shared.events import prompts, prs
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
@@ -66,10 +66,14 @@ class Publisher:
     async def reconcile(self, partitions: set[int]) -> None:
         for request in await self.state.pending(partitions):
             if request.request_id not in self._answered:
-                await self.publish(request)
+                with logcontext.bound(
+                    job_id=request.job_id, task_id=request.task_id, correlation_id=request.correlation_id
+                ):
+                    await self.publish(request)
         for request in await self.state.pending_imports(partitions):
             if request.request_id not in self._answered:
-                await self.import_prompt(request)
+                with logcontext.bound(task_id=request.task_id, correlation_id=request.correlation_id):
+                    await self.import_prompt(request)
 
     async def import_prompt(self, request: Any) -> None:
         """Make the prompt in the task's file (on its base branch) the task's active prompt.

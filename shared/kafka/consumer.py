@@ -24,6 +24,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
+from shared import logcontext
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.kafka.producer import EventLog
@@ -136,10 +137,26 @@ class EventConsumer:
             if not records:
                 return
         deliveries = [await self._decode(r) for r in records]
-        await self.handler(deliveries)
+        self._log_job_events(deliveries)
+        with logcontext.of_batch(d.envelope for d in deliveries):
+            await self.handler(deliveries)
         if self.offsets is None:
             last = deliveries[-1]
             await self.consumer.commit({last.tp: last.offset + 1})
+
+    def _log_job_events(self, deliveries: list[Delivery]) -> None:
+        """One line per job event read: a job's trail through every service's log."""
+        for d in deliveries:
+            if d.envelope is not None and d.envelope.job_id is not None:
+                with logcontext.of_envelope(d.envelope):
+                    log.info(
+                        "%s read %s at %s[%d]@%d",
+                        self.group_id,
+                        d.envelope.type,
+                        d.topic,
+                        d.partition,
+                        d.offset,
+                    )
 
     async def _not_yet_applied(
         self, records: list[ConsumerRecord[bytes, bytes]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from shared.events.jobs import OptimizationRequested
 from shared.llm.pricing import CostEstimate, OptimizerSettings, Price, estimate_job_cost
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/optimize", tags=["optimize"])
 
 DEFAULT_MIN_GOLD_SCORE = 0.7
@@ -59,8 +61,10 @@ async def optimize(
         raise ProblemError(504, UNDECIDED.format(task_id=task_id), slug="not-yet-decided") from exc
     if not outcome.accepted:
         raise _rejection(outcome, task_id)
+    job_id = uuid.UUID(str(outcome.entity_id))
+    log.info("optimization accepted: job %s", job_id, extra={"task_id": task_id, "job_id": job_id})
     async with db.connect() as conn:
-        job = await views.job_view(conn, uuid.UUID(str(outcome.entity_id)))
+        job = await views.job_view(conn, job_id)
     estimate, warning = await _priced(task.settings, config, gold, settings)
     return OptimizeResponse(job=job, cost_estimate=estimate, budget_warning=warning)
 
