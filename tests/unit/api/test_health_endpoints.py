@@ -112,7 +112,7 @@ async def until_known_down(app: FastAPI) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_a_write_while_kafka_is_known_down_is_503_with_retry_after_within_two_seconds(
+async def test_a_write_while_kafka_is_known_down_is_503_with_retry_after_without_waiting_for_it(
     tmp_path: Path, db_url: str
 ) -> None:
     async with (
@@ -131,7 +131,9 @@ async def test_a_write_while_kafka_is_known_down_is_503_with_retry_after_within_
     assert response.headers["content-type"] == "application/problem+json"
     assert int(response.headers["Retry-After"]) >= 1
     assert response.json()["detail"] == "Kafka is unavailable; nothing was written; retry"
-    assert elapsed < 2.5, f"the 503 took {elapsed:.1f} s"
+    # Not a speed claim: a write that tried the broker would wait out the 10 s write timeout;
+    # the known-down answer skips it. Half of it separates the two even on a loaded machine.
+    assert elapsed < 10 / 2, f"the 503 took {elapsed:.1f} s: it waited for the broker"
 
 
 async def test_readyz_is_503_while_kafka_is_down_but_livez_stays_200(
