@@ -23,13 +23,16 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 OUTPUT = Path(os.environ.get("KAIZEN_TEST_OUTPUT", Path(__file__).parents[3] / "test-output")) / "browser"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and every asyncio test that ran after it failed with "Cannot run
+# the event loop while another loop is running". Closed after each module, it leaves none.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run make install (scripts/system-deps.sh)"
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
