@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench.feedback_path",
     "bench.api_ratio",
     "bench.replay",
+    "bench.lag",
     "bench.job_overhead",
     "bench.quality",
 ]

@@ -91,8 +91,7 @@ class Projection:
         following: dict[tuple[str, int], int] = {}
         for d in deliveries:
             following[(d.topic, d.partition)] = max(following.get((d.topic, d.partition), 0), d.offset + 1)
-        for (topic, partition), next_offset in following.items():
-            await self.offsets.save(conn, topic, partition, next_offset)
+        await self.offsets.save_all(conn, following)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         if self.events is None:

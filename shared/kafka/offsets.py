@@ -50,9 +50,18 @@ class TableOffsets:
 
     async def save(self, conn: AsyncConnection, topic: str, partition: int, next_offset: int) -> None:
         """Record the next offset to read, inside the caller's transaction."""
-        values = {"topic": topic, "partition": partition, "next_offset": next_offset}
-        stmt = dialect_insert(conn, self.table).values(**values)
-        await conn.execute(stmt.on_conflict_do_update(index_elements=["topic", "partition"], set_=values))
+        await self.save_all(conn, {(topic, partition): next_offset})
+
+    async def save_all(self, conn: AsyncConnection, following: dict[tuple[str, int], int]) -> None:
+        """Record the next offset of several partitions with one statement (one round trip)."""
+        if not following:
+            return
+        rows = [{"topic": t, "partition": p, "next_offset": n} for (t, p), n in following.items()]
+        stmt = dialect_insert(conn, self.table)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["topic", "partition"], set_={"next_offset": stmt.excluded.next_offset}
+        )
+        await conn.execute(upsert, rows)
 
 
 def local_state_engine(path: Path) -> AsyncEngine:
