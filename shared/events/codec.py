@@ -1,6 +1,9 @@
 """The only code that turns events into bytes and back.
 
-Records are JSON (UTF-8) envelopes. The key is the task id for task-scoped events.
+Records are CloudEvents 1.0 in structured mode: the value is the whole event in the JSON
+event format (UTF-8), with the attribute names of envelope v2 (``docs/events/envelope.md``).
+The key is the ``partitionkey`` attribute: the task id for task-scoped events. Records
+of envelope v1 are upcast when decoded.
 Anything that fails to decode raises :class:`PoisonRecord` with a reason a person can
 read; consumers send such records to the dead-letter topic and carry on.
 """
@@ -14,7 +17,10 @@ from pydantic import ValidationError
 
 from shared.events.envelope import Envelope
 from shared.events.registry import EVENT_TYPES
-from shared.events.upcasters import upcast
+from shared.events.upcasters import upcast, upcast_envelope
+
+#: The Kafka ``content-type`` header of a structured-mode CloudEvents record (JSON format).
+CONTENT_TYPE = "application/cloudevents+json"  # JSON is UTF-8 (RFC 8259); as the SDK writes it
 
 
 class PoisonRecord(ValueError):
@@ -26,7 +32,13 @@ class PoisonRecord(ValueError):
 
 
 def encode(envelope: Envelope) -> bytes:
-    return envelope.model_dump_json().encode()
+    """The record value: the envelope in the CloudEvents JSON format (wire names, no nulls)."""
+    return envelope.model_dump_json(by_alias=True).encode()
+
+
+def headers() -> list[tuple[str, bytes]]:
+    """Kafka headers of every record: the structured-mode ``content-type`` of the binding."""
+    return [("content-type", CONTENT_TYPE.encode())]
 
 
 def decode(value: bytes | None) -> Envelope:
@@ -43,6 +55,10 @@ def decode(value: bytes | None) -> Envelope:
 
 
 def decode_dict(raw: dict[str, Any]) -> Envelope:
+    try:
+        raw = upcast_envelope(raw)
+    except ValueError as exc:
+        raise PoisonRecord(str(exc)) from exc
     type_ = raw.get("type")
     data = raw.get("data")
     if not isinstance(type_, str) or not isinstance(data, dict):

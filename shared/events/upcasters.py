@@ -1,9 +1,15 @@
-"""Upcasters: turn old versions of an event into the current one before decoding.
+"""Upcasters: turn old records into the current layout before decoding.
 
-An upcaster maps ``(type, data)`` of an old version to the next version. They chain, so
-an event written years ago still decodes with today's models. None exist yet: every
-type is at v1. Register one with :func:`upcaster` when a ``vN`` is bumped, and add the
-old event to ``tests/fixtures/histories/`` so the golden replay test keeps it honest.
+Two kinds. :func:`upcast_envelope` renames the attributes of an envelope v1 record
+(snake_case extension names, which the CloudEvents spec forbids) to envelope v2's
+(``taskid``, ``jobid``, ``correlationid``, ``causationid``); a record is v1 when it
+carries any of the old names (v1 wrote all four on every record, null or not).
+
+An event upcaster maps ``(type, data)`` of an old event version to the next version.
+They chain, so an event written years ago still decodes with today's models. None
+exist yet: every type is at v1. Register one with :func:`upcaster` when a ``vN`` is
+bumped, and add the old event to ``tests/fixtures/histories/`` so the golden replay test
+keeps it honest.
 """
 
 from __future__ import annotations
@@ -12,6 +18,36 @@ from collections.abc import Callable
 from typing import Any
 
 Data = dict[str, Any]
+
+#: Envelope v1 attribute name → envelope v2 (CloudEvents-conforming) name.
+ENVELOPE_V1_NAMES = {
+    "task_id": "taskid",
+    "job_id": "jobid",
+    "correlation_id": "correlationid",
+    "causation_id": "causationid",
+}
+
+
+def is_envelope_v1(raw: Data) -> bool:
+    """True for a record written before the CloudEvents-conforming attribute names."""
+    return any(old in raw for old in ENVELOPE_V1_NAMES)
+
+
+def upcast_envelope(raw: Data) -> Data:
+    """An envelope v1 record with its attributes renamed to v2; v2 records as they are.
+
+    v1 wrote absent attributes as ``null``; v2 leaves them out, so nulls are dropped too.
+    Raises ``ValueError`` for a record that mixes both layouts.
+    """
+    if not is_envelope_v1(raw):
+        return raw
+    mixed = sorted(new for new in ENVELOPE_V1_NAMES.values() if new in raw)
+    if mixed:
+        raise ValueError(f"record mixes envelope v1 and v2 attribute names ({', '.join(mixed)})")
+    renamed = {ENVELOPE_V1_NAMES.get(name, name): value for name, value in raw.items()}
+    return {name: value for name, value in renamed.items() if value is not None or name == "data"}
+
+
 Upcaster = Callable[[Data], tuple[str, Data]]
 
 _UPCASTERS: dict[str, Upcaster] = {}

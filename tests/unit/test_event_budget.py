@@ -103,7 +103,9 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[Any]:
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: object = None
+    ) -> asyncio.Future[Any]:
         self.sent.append(value)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.set_result(type("Meta", (), {"topic": topic, "partition": 0, "offset": len(self.sent)})())

@@ -32,7 +32,9 @@ class HeldProducer:
     def __init__(self) -> None:
         self.pending: list[tuple[asyncio.Future[Acked], str]] = []
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[Acked]:
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: object = None
+    ) -> asyncio.Future[Acked]:
         future: asyncio.Future[Acked] = asyncio.get_running_loop().create_future()
         self.pending.append((future, topic))
         return future
