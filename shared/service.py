@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared import tracing
 from shared.events.envelope import Envelope
 from shared.events.ops import LoopReport, ServiceHeartbeat
 from shared.events.topics import Topics
@@ -90,6 +91,7 @@ async def start_process() -> Process:
     """Validate settings, set up logging, make sure the topics exist, and listen for SIGTERM."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    tracing.setup(settings.tracing, tracing_service_name(_service_name()))
     topics = Topics(settings.topic_prefix)
     bootstrap = settings.resolved_kafka_bootstrap
     await ensure_topics(
@@ -120,6 +122,11 @@ def configure_logging(level: str, log_format: LogFormat = "auto", service: str |
     logging.basicConfig(level=level, handlers=[handler])
     # aiokafka logs every retry at WARNING/ERROR while the broker starts; keep ours readable.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def tracing_service_name(service: str) -> str:
+    """The ``service.name`` of a service's spans: ``kaizen-api``, ``kaizen-pr-publisher``, ..."""
+    return f"kaizen-{service.replace('_', '-')}"
 
 
 def _service_name() -> str:

@@ -25,7 +25,7 @@ from services.api import SERVICE_NAME
 from shared.events import codec
 from shared.events.base import Event
 from shared.events.envelope import Envelope
-from shared.kafka.producer import EventLog, LogUnavailable, Position
+from shared.kafka.producer import MAX_EVENT_BYTES, EventLog, EventTooLarge, LogUnavailable, Position
 from shared.readmodel.tables import projector_offsets, request_outcomes
 
 if TYPE_CHECKING:
@@ -37,25 +37,12 @@ POLL_SECONDS = 0.005
 T = TypeVar("T")
 
 
-#: Kafka's default record limit is 1 MiB (producer ``max_request_size``, broker ``message.max.bytes``).
-MAX_EVENT_BYTES = 1_000_000
-
-
 class KafkaKnownDown(LogUnavailable):
     """The broker is known to be unreachable, so the write was refused without trying."""
 
 
 class NotYetVisible(TimeoutError):
     """The event is durable in the log, but the projector did not show it in time."""
-
-
-class EventTooLarge(ValueError):
-    """The request would make a record larger than Kafka accepts; nothing was appended."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(
-            f"the request makes an event of {size} bytes; at most {MAX_EVENT_BYTES} are accepted"
-        )
 
 
 @dataclass(frozen=True)
@@ -201,7 +188,7 @@ class Writer:
         # Checked here: the producer would refuse it only after a round trip, looking like an outage.
         for envelope in envelopes:
             if (size := len(codec.encode(envelope))) > MAX_EVENT_BYTES:
-                raise EventTooLarge(size)
+                raise EventTooLarge(envelope.type, size)
         if self.broker is None:
             return await self.events.append_all(envelopes)
         if self.broker.known_down:

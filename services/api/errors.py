@@ -19,11 +19,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import methods
-from services.api.adapters import EventTooLarge, NotYetVisible
+from services.api.adapters import NotYetVisible
 from services.api.problems import ProblemError, invalid, problem_response, problem_type, render
 from services.api.validation import FieldError, describe
 from shared import logcontext
-from shared.kafka.producer import LogUnavailable
+from shared.kafka.producer import MAX_EVENT_BYTES, EventTooLarge, LogUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,13 @@ async def on_not_visible(request: Request, exc: Exception) -> Response:
 
 
 async def on_too_large(request: Request, exc: Exception) -> Response:
-    return _problem(request, ProblemError(413, str(exc), title="Request too large", slug="event-too-large"))
+    """The API's own check, or the producer's (which also counts what it adds, e.g. ``traceparent``)."""
+    assert isinstance(exc, EventTooLarge)
+    detail = (
+        f"the request makes a {exc.event_type} event of {exc.size} bytes; at most "
+        f"{MAX_EVENT_BYTES} fit in one Kafka record: send less text per request"
+    )
+    return _problem(request, ProblemError(413, detail, title="Request too large", slug="event-too-large"))
 
 
 async def on_database_error(request: Request, exc: Exception) -> Response:

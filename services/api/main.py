@@ -23,11 +23,13 @@ from services.api.probe import LogProbe, watch_broker
 from services.api.routes import api_router, health
 from services.api.ui import docs as offline_docs
 from services.api.ui import install as install_dashboard
+from shared import tracing
 from shared.events.topics import Topics
 from shared.kafka.producer import EventLog, LogUnavailable
 from shared.loops import Loops
 from shared.readmodel.db import create_schema, make_engine
 from shared.secrets import load_fernet
+from shared.service import tracing_service_name
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,11 +61,13 @@ def create_app(
     stops the server, then exits non-zero); without it only ``/livez`` turns 503.
     """
     fernet = load_fernet(settings)  # fail at start, with a clear message, on a bad key
+    tracing.setup(settings.tracing, tracing_service_name(SERVICE_NAME))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The process's one engine and pool; sized so concurrent requests reuse connections.
         engine = make_engine(db_url or settings.resolved_database_url, pool_size=POOL_SIZE)
+        tracing.instrument_engine(engine)
         await _create_schema(engine)
         names = topics or Topics(settings.topic_prefix)
         servers = bootstrap or settings.resolved_kafka_bootstrap
@@ -115,6 +119,10 @@ def create_app(
     app.include_router(api_router)
     offline_docs.install(app)
     install_dashboard(app)
+    if tracing.enabled():  # HTTP server spans; nothing on the hot path while tracing is off
+        from shared.tracing import http
+
+        http.install(app)
     request_metrics.install(app)  # last: its middleware is outermost, it sees every answer
     return app
 

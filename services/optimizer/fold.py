@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.optimizer import domain
 from services.optimizer.adapters import StateStore, examples
 from services.optimizer.handlers import HANDLERS, Ctx
-from shared import logcontext
+from shared import logcontext, tracing
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
 from shared.events.jobs import JobRequested
@@ -55,7 +55,7 @@ class Trigger:
                     self.cancelled,
                 )
                 handler = HANDLERS.get(type(event))
-                with logcontext.of_envelope(env):
+                with logcontext.of_envelope(env), tracing.handling(d):
                     decided = await handler(ctx, event) if handler else []
                     for job in (e for e in decided if isinstance(e, JobRequested)):
                         log.info(
@@ -64,8 +64,18 @@ class Trigger:
                             job.triggered_by,
                             extra={"job_id": job.job_id},
                         )
+                        # The job's trace continues the event that requested it (docs/operations.md).
+                        tracing.remember(job.job_id)
+                    # Decisions are appended after the batch, each in the trace of its cause.
+                    traceparent = tracing.current_traceparent()
                 emitted += [
-                    Envelope.wrap(e, source=SOURCE, causation=env, id=derive_id("decision", env.id, i))
+                    Envelope.wrap(
+                        e,
+                        source=SOURCE,
+                        causation=env,
+                        id=derive_id("decision", env.id, i),
+                        traceparent=traceparent,
+                    )
                     for i, e in enumerate(decided)
                 ]
                 await StateStore.save_task(conn, ctx.state, ctx.settings, d.partition)

@@ -26,6 +26,7 @@ from typing import Any
 
 import dspy
 
+from shared import tracing
 from shared.llm.pricing import Price, is_local, model_price
 
 # This many failed calls in a row (no success between) means the endpoint is down,
@@ -183,7 +184,9 @@ class MeteredLM(dspy.LM):  # type: ignore[misc]  # dspy ships no type informatio
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.meter.check()
         try:
-            return super().__call__(*args, **kwargs)
+            # update_history (below) runs inside the call and adds its token counts to the span.
+            with tracing.llm_call(self.model, self.kwargs.get("api_base")):
+                return super().__call__(*args, **kwargs)
         except RunStopped:
             raise
         except Exception as exc:
@@ -196,4 +199,5 @@ class MeteredLM(dspy.LM):  # type: ignore[misc]  # dspy ships no type informatio
             api_base = self.kwargs.get("api_base")
             cost = call_cost(self.model, api_base, usage, entry.get("cost"), self.price_override)
             self.meter.add(*token_counts(usage), cost)
+            tracing.llm_usage(*token_counts(usage))
         super().update_history(entry)

@@ -23,7 +23,7 @@ from services.optimizer import events_out
 from services.optimizer.adapters import StateStore
 from services.optimizer.spec import JobFailed, JobFailure, JobSpec
 from services.optimizer.subprocess_runner import run_in_subprocess
-from shared import logcontext, metrics
+from shared import logcontext, metrics, tracing
 from shared.kafka.producer import EventLog
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,10 @@ class JobRunner:
 
     async def _run(self, job: LocalJob, row: Any) -> None:
         # Bound for the whole task: the worker's relayed stderr carries the job's ids too.
-        with logcontext.bound(job_id=job.job_id, task_id=row.task_id, correlation_id=row.correlation_id):
+        with (
+            logcontext.bound(job_id=job.job_id, task_id=row.task_id, correlation_id=row.correlation_id),
+            tracing.resumed(job.job_id, "run job", **{"kaizen.task_id": str(row.task_id)}),
+        ):
             try:
                 await self._verdict(job, row)
                 self.concluded.add(job.job_id)

@@ -31,6 +31,7 @@ from services.optimizer.spec import (
     ResultMessage,
     worker_line_adapter,
 )
+from shared import tracing
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ Outcome = ResultMessage | FailureMessage
 
 WORKER_MODULE = ("-m", "services.optimizer.worker")
 #: The only ``KAIZEN_*`` settings a worker reads; everything it needs arrives in its spec.
-WORKER_SETTINGS = frozenset({"KAIZEN_LOG_LEVEL"})
+WORKER_SETTINGS = frozenset({"KAIZEN_LOG_LEVEL", "KAIZEN_TRACING"})
 # Secrets of the other services that a worker (which runs third-party code on task data)
 # must not hold: Git hosts' tokens, database credentials. Provider keys (OPENAI_API_KEY,
 # ANTHROPIC_API_KEY, AWS_*, ...) stay: LiteLLM reads them from the environment.
@@ -65,6 +66,7 @@ def _worker_env(parent: Mapping[str, str] | None = None) -> dict[str, str]:
     }
     return {
         **kept,
+        **tracing.child_env(),  # TRACEPARENT: the worker's spans continue the job's trace
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # never fetch LiteLLM's price map
         "TQDM_DISABLE": "1",  # DSPy's progress bars would bury the error lines we keep
         "PYTHONUNBUFFERED": "1",

@@ -24,6 +24,7 @@ from typing import TextIO
 from pydantic import BaseModel, ValidationError
 
 from services.optimizer.spec import FailureMessage, JobFailed, JobFailure, JobSpec, ResultMessage
+from shared import tracing
 
 log = logging.getLogger("services.optimizer.worker")
 
@@ -84,6 +85,16 @@ def main() -> int:
     spec = _read_spec(emit)
     if spec is None:
         return 1
+    # The parent passes KAIZEN_TRACING and the job span's TRACEPARENT (subprocess_runner).
+    tracing.setup(os.environ.get("KAIZEN_TRACING", "off"), "kaizen-optimizer")
+    try:
+        with tracing.from_env("job worker", os.environ, **{"kaizen.job_id": str(spec.job_id)}):
+            return _run(spec, emit, stopping)
+    finally:
+        tracing.shutdown()
+
+
+def _run(spec: JobSpec, emit: _Emitter, stopping: threading.Event) -> int:
     from services.optimizer.pipeline.run import run_job  # slow (dspy); after the spec is known good
 
     if stopping.is_set():

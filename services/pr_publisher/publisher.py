@@ -32,7 +32,7 @@ from services.pr_publisher.git_hosts import (
     read_prompt_file,
 )
 from services.pr_publisher.state import PublisherState
-from shared import logcontext, metrics
+from shared import logcontext, metrics, tracing
 from shared.events import prompts, prs
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
@@ -66,8 +66,14 @@ class Publisher:
     async def reconcile(self, partitions: set[int]) -> None:
         for request in await self.state.pending(partitions):
             if request.request_id not in self._answered:
-                with logcontext.bound(
-                    job_id=request.job_id, task_id=request.task_id, correlation_id=request.correlation_id
+                with (
+                    logcontext.bound(
+                        job_id=request.job_id, task_id=request.task_id, correlation_id=request.correlation_id
+                    ),
+                    # A child of the job's latest event this process read (JobCompiled, PrRetryRequested).
+                    tracing.resumed(
+                        request.job_id, "publish pull request", **{"kaizen.task_id": request.task_id}
+                    ),
                 ):
                     await self.publish(request)
         for request in await self.state.pending_imports(partitions):

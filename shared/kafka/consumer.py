@@ -24,7 +24,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
-from shared import logcontext
+from shared import logcontext, tracing
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.kafka.producer import EventLog
@@ -64,6 +64,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            self.owner.floor.pop(tp, None)
         if self.owner.on_revoked is not None and revoked:
             await self.owner.on_revoked(set(revoked))
 
@@ -72,6 +74,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         if self.owner.offsets is not None and assigned:
             stored = await self.owner.offsets.load_offsets(assigned)
             for tp in assigned:
+                self.owner.floor[tp] = stored.get(tp, 0)
                 if tp in stored:
                     consumer.seek(tp, stored[tp])
                 else:
@@ -97,9 +100,19 @@ class EventConsumer:
         on_assigned: AssignmentHook | None = None,
         on_revoked: AssignmentHook | None = None,
         security: KafkaSecurity | None = None,
+        across_partitions: bool = False,
     ) -> None:
-        """``security``: how to connect; ``None`` means this process's ``KAIZEN_KAFKA_*`` settings."""
+        """``security``: how to connect; ``None`` means this process's ``KAIZEN_KAFKA_*`` settings.
+
+        ``across_partitions``: hand the handler everything one fetch returned, from every
+        partition, in one call (the projector: one transaction per fetch, not per partition).
+        Otherwise each call holds one partition's records.
+        """
         self.topics = topics
+        self.across_partitions = across_partitions
+        #: Stored-offset consumers: the next offset to apply per assigned partition, as of
+        #: assignment and each handled batch, so a batch needs no read of the store.
+        self.floor: dict[TopicPartition, int] = {}
         self.group_id = group_id
         self.events = events
         self.handler = handler
@@ -126,23 +139,38 @@ class EventConsumer:
         try:
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
-                for _tp, records in batches.items():
-                    await self._handle(records)
+                if self.across_partitions:
+                    await self._handle(list(batches.values()))
+                else:
+                    for records in batches.values():
+                        await self._handle([records])
         finally:
             await self.consumer.stop()
 
-    async def _handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _handle(self, batches: list[list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """One handler call for ``batches`` (each one partition's records, in offset order)."""
         if self.offsets is not None:
-            records = await self._not_yet_applied(records)
-            if not records:
-                return
+            batches = [kept for records in batches if (kept := await self._not_yet_applied(records))]
+        records = [r for partition in batches for r in partition]
+        if not records:
+            return
         deliveries = [await self._decode(r) for r in records]
         self._log_job_events(deliveries)
-        with logcontext.of_batch(d.envelope for d in deliveries):
+        with logcontext.of_batch(d.envelope for d in deliveries), self._traced(deliveries):
             await self.handler(deliveries)
+        following = {TopicPartition(p[-1].topic, p[-1].partition): p[-1].offset + 1 for p in batches}
         if self.offsets is None:
-            last = deliveries[-1]
-            await self.consumer.commit({last.tp: last.offset + 1})
+            await self.consumer.commit(following)
+        else:
+            self.floor.update(following)
+
+    def _traced(self, deliveries: list[Delivery]) -> contextlib.AbstractContextManager[None]:
+        """The batch's consumer span (``shared.tracing.messaging``); nothing with tracing off."""
+        if not tracing.enabled():
+            return contextlib.nullcontext()
+        from shared.tracing import messaging
+
+        return messaging.processing(self.group_id, deliveries)
 
     def _log_job_events(self, deliveries: list[Delivery]) -> None:
         """One line per job event read: a job's trail through every service's log."""
@@ -165,11 +193,18 @@ class EventConsumer:
 
         aiokafka starts fetching a newly assigned partition before the rebalance
         listener has sought to the stored offset, so the first batch can repeat records
-        that were applied already. The store is the truth; the fetch position is a hint.
+        that were applied already. The store is the truth (read at assignment, then followed
+        in memory as batches are handled); the fetch position is a hint.
         """
         assert self.offsets is not None
+        if not records:
+            return records
         tp = TopicPartition(records[0].topic, records[0].partition)
-        stored = (await self.offsets.load_offsets([tp])).get(tp, 0)
+        stored = self.floor.get(tp)
+        if stored is None:  # not assigned through the listener (yet): ask the store
+            stored = (await self.offsets.load_offsets([tp])).get(tp, 0)
+        if records[0].offset >= stored:
+            return records
         return [r for r in records if r.offset >= stored]
 
     async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery:
@@ -225,9 +260,15 @@ async def act_when_caught_up(
 async def dead_letter(
     events: EventLog, record: ConsumerRecord[bytes, bytes], reason: str, group: str
 ) -> None:
-    """Copy ``record`` to the dead-letter topic with why and where it failed."""
+    """Copy ``record`` to the dead-letter topic with why and where it failed.
+
+    Its own headers (content type, trace context) go along, so the copy still parses as a
+    CloudEvent and stays in its trace.
+    """
     log.error("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+    own = [(k, v) for k, v in (record.headers or ()) if not k.startswith("kaizen.")]
     headers = [
+        *own,
         ("kaizen.reason", reason.encode()),
         ("kaizen.topic", record.topic.encode()),
         ("kaizen.partition", str(record.partition).encode()),

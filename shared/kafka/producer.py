@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from shared import tracing
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.events.topics import Topics
@@ -117,15 +119,31 @@ class EventLog:
         the *same* envelopes (same ids) until acknowledged; every consumer dedupes by id.
         Sizes are checked first, so an oversized event sends nothing of its batch.
         """
-        records = [(self.topics.for_envelope(e), codec.encode(e), e) for e in envelopes]
-        for _topic, value, envelope in records:
+        targets = [(self.topics.for_envelope(e), e) for e in envelopes]
+        if not tracing.enabled():
+            return await self._send_all([(topic, e, []) for topic, e in targets])
+        from shared.tracing import messaging  # only with tracing on: it imports OpenTelemetry
+
+        # Each record's send span: its context goes into a header and the envelope.
+        with messaging.sending(targets) as traced:
+            return await self._send_all(traced)
+
+    async def _send_all(
+        self, targets: Sequence[tuple[str, Envelope, list[tuple[str, bytes]]]]
+    ) -> list[Position]:
+        """Append ``(topic, envelope, trace headers)`` records; see :meth:`append_all`."""
+        records = [(topic, codec.encode(e), e, traced) for topic, e, traced in targets]
+        for _topic, value, envelope, _traced in records:
             if len(value) > MAX_EVENT_BYTES:
                 raise EventTooLarge(envelope.type, len(value))
         producer = await self._ensure_started()
         try:
             # Enqueued one after the other so a request's events keep their order in a
             # partition; the acknowledgements are awaited together.
-            futures = [await producer.send(topic, value, key=e.key) for topic, value, e in records]
+            futures = [
+                await producer.send(topic, value, key=e.key, headers=codec.headers() + traced)
+                for topic, value, e, traced in records
+            ]
             metadata = await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("append failed: %r", exc)

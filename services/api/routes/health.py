@@ -34,12 +34,14 @@ from services.api.schemas.health import (
     HealthStatus,
     KafkaHealth,
     LoopHealth,
+    MetricsEndpoint,
     PartitionLag,
     ProjectorHealth,
     ServiceHealth,
 )
 from shared.events.ops import LoopReport
 from shared.loops import Loops, is_stuck
+from shared.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -95,6 +97,7 @@ async def health(
 ) -> Any:
     """Whether this API can serve writes, how far the read model is behind, and every loop."""
     body = await _report(request, db, probe, settings.heartbeat_seconds, settings.loop_stall_seconds)
+    body.metrics = metrics_endpoints(settings)
     if body.status == "ok":
         return body if detail else HealthStatus(status="ok")
     if not detail:
@@ -139,6 +142,20 @@ async def _report(
             *(f"loop {name} has made no progress for over {bound:.0f} s" for name in stuck),
         ],
     )
+
+
+def metrics_endpoints(settings: Settings) -> list[MetricsEndpoint]:
+    """The worker services' metrics ports (``shared.metrics.serve``); port 0 is off (``null``)."""
+    ports = {
+        "projector": settings.metrics_port_projector,
+        "optimizer": settings.metrics_port_optimizer,
+        "pr_publisher": settings.metrics_port_pr_publisher,
+        "webhooks": settings.metrics_port_webhooks,
+    }
+    return [
+        MetricsEndpoint(service=service, host=settings.metrics_host, port=port or None)
+        for service, port in ports.items()
+    ]
 
 
 def _own_loops(request: Request) -> Loops | None:

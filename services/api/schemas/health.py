@@ -62,6 +62,15 @@ class ServiceHealth(BaseModel):
     loops: list[LoopHealth] = Field(default_factory=list, description="As its last heartbeat reported them.")
 
 
+class MetricsEndpoint(BaseModel):
+    """Where a worker service serves its Prometheus metrics (the API serves ``/metrics`` itself)."""
+
+    service: str
+    host: str = Field(description="Bind address (KAIZEN_METRICS_HOST).")
+    port: int | None = Field(description="Port (KAIZEN_METRICS_PORT_<SERVICE>); null: metrics off.")
+    path: str = "/metrics"
+
+
 class HealthResponse(BaseModel):
     """``ok`` when Kafka and the read model answer and no loop is stuck; ``warnings`` say what is wrong."""
 
@@ -72,3 +81,7 @@ class HealthResponse(BaseModel):
     services: list[ServiceHealth]
     loops: list[LoopHealth] = Field(default_factory=list, description="This API process's own loops.")
     warnings: list[str]
+    metrics: list[MetricsEndpoint] = Field(
+        default_factory=list,
+        description="Each worker service's metrics endpoint, as this API's settings configure them.",
+    )

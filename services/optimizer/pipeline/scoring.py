@@ -18,6 +18,7 @@ import litellm
 from services.optimizer.metering import MeteredLM, call_cost, token_counts
 from services.optimizer.metrics import MetricFn
 from services.optimizer.spec import Example, JobSpec
+from shared import tracing
 from shared.prompt_contract import render_messages, user_message
 
 Messages = list[dict[str, str]]
@@ -85,15 +86,17 @@ class Scorer:
             k: lm.kwargs[k] for k in ("api_base", "api_key", "temperature", "max_tokens") if k in lm.kwargs
         }
         try:
-            response = litellm.completion(
-                model=lm.model, messages=messages, num_retries=lm.num_retries, **client
-            )
+            with tracing.llm_call(lm.model, lm.kwargs.get("api_base")) as call:
+                response = litellm.completion(
+                    model=lm.model, messages=messages, num_retries=lm.num_retries, **client
+                )
+                usage = dict(getattr(response, "usage", None) or {})
+                call.usage(*token_counts(usage))
         except Exception as exc:
             lm.meter.call_failed(lm.endpoint, exc)
             lm.meter.check()
             lm.meter.note("rescore_errors")
             return 0.0, ""
-        usage = dict(getattr(response, "usage", None) or {})
         reported = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
         cost = call_cost(lm.model, lm.kwargs.get("api_base"), usage, reported, lm.price_override)
         lm.meter.add(*token_counts(usage), cost)
