@@ -204,11 +204,14 @@ class BeforeAfter(_Frozen):
 
 
 class CandidateScore(_Frozen):
-    """One rendered prompt the export was chosen among, and its validation score."""
+    """One rendered prompt the export was chosen among: its validation score and, for a
+    finalist, the score it was chosen by (validation plus the training rows it does not show)."""
 
     name: str
     score: float
     chars: int
+    selection_score: float | None = None
+    selection_rows: int | None = None
 
 
 class JobResult(_Frozen):

@@ -13,10 +13,12 @@ from services.optimizer.pipeline.candidates import (
     Scored,
     TaskFacts,
     choose,
+    finalists,
     grounded_bodies,
     is_valid_body,
     output_rule,
     render_file,
+    shown_as_demo,
     strip_rendered_demos,
     vet_proposal,
     wrap_instruction,
@@ -106,6 +108,58 @@ def test_the_choice_is_the_best_on_validation_and_a_tie_keeps_the_baseline() -> 
     tie = Scored(Candidate("grounded:y", "y"), "y", 0.5)
     assert choose([base, better, tie]).candidate.name == "grounded:x"
     assert choose([tie, base]).candidate.name == "baseline"
+
+
+def test_template_layouts_quote_the_input_or_drop_the_cue_and_the_application_fills_them() -> None:
+    bodies = {c.name: c.body for c in grounded_bodies("template", FACTS)}
+    label = "Read the text and give its label. Answer with one word: positive or negative."
+    assert bodies["grounded:label/instruction_first"] == f"{label}\n\nText: {{text}}\nAnswer:"
+    assert bodies["grounded:label/quoted_input"] == f'{label}\n\nText: "{{text}}"\nAnswer:'
+    assert bodies["grounded:label/no_cue"] == f"{label}\n\nText: {{text}}"
+    [message] = render_messages(
+        "template", bodies["grounded:label/quoted_input"], {"text": 'say "hi" {x}'}, ["text"]
+    )
+    assert message["content"].endswith('Text: "say "hi" {x}"\nAnswer:')
+
+
+def test_finalists_are_the_best_on_validation_plus_the_baseline_in_their_order() -> None:
+    scored = [
+        Scored(Candidate("baseline", "b"), "b", 0.2),
+        Scored(Candidate("g1", "1"), "1", 0.9),
+        Scored(Candidate("g2", "2"), "2", 0.5),
+        Scored(Candidate("g3", "3"), "3", 0.9),
+        Scored(Candidate("g4", "4"), "4", 0.7),
+    ]
+    assert [s.candidate.name for s in finalists(scored, 2)] == ["baseline", "g1", "g3"]
+    assert [s.candidate.name for s in finalists(scored, 3)] == ["baseline", "g1", "g3", "g4"]
+
+
+def test_a_later_round_ranks_the_finalists_by_their_wider_score_not_by_validation() -> None:
+    scored = [
+        Scored(Candidate("baseline", "b"), "b", 0.9, selection=0.5, selection_rows=48),
+        Scored(Candidate("g:lucky", "l"), "l", 1.0, selection=0.6, selection_rows=48),
+        Scored(Candidate("g:steady", "s"), "s", 0.8, selection=0.8, selection_rows=48),
+        Scored(Candidate("g:next", "n"), "n", 0.7, selection=0.7, selection_rows=48),
+    ]
+    assert [s.candidate.name for s in finalists(scored, 2)] == ["baseline", "g:steady", "g:next"]
+
+
+def test_a_finalist_is_chosen_by_its_wider_score_and_a_tie_still_keeps_the_baseline() -> None:
+    base = Scored(Candidate("baseline", "b"), "b", 0.5, selection=0.55, selection_rows=80)
+    lucky = Scored(Candidate("g:lucky", "l"), "l", 0.8, selection=0.6, selection_rows=80)
+    steady = Scored(Candidate("g:steady", "s"), "s", 0.7, selection=0.7, selection_rows=80)
+    assert choose([base, lucky, steady]).candidate.name == "g:steady"
+    assert (
+        choose([base, Scored(Candidate("g:same", "x"), "x", 0.9, selection=0.55)]).candidate.name
+        == "baseline"
+    )
+
+
+def test_a_candidate_shows_an_example_when_a_demo_has_its_inputs() -> None:
+    with_demos = Candidate("optimized", "b", tuple(DEMOS))
+    assert shown_as_demo(with_demos, {"text": "cold"}, ["text"])
+    assert not shown_as_demo(with_demos, {"text": "warm"}, ["text"])
+    assert not shown_as_demo(Candidate("baseline", "b"), {"text": "cold"}, ["text"])
 
 
 def test_a_label_set_is_few_repeated_short_outputs() -> None:
