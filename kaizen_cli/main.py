@@ -21,6 +21,7 @@ from kaizen_cli.keys_cmd import keys_app
 from kaizen_cli.optimize_cmd import optimize
 from kaizen_cli.prompts_cmd import prompts_app
 from kaizen_cli.tasks_cmd import tasks_app
+from kaizen_cli.webhooks_cmd import webhooks_app
 from shared.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(dev_app, name="dev")
 err = Console(stderr=True)
 out = Console()
@@ -41,6 +43,7 @@ SERVICES = {
     "optimizer": "services.optimizer",
     "pr-publisher": "services.pr_publisher",
     "projector": "services.projector",
+    "webhooks": "services.webhooks",
 }
 
 
@@ -59,7 +62,7 @@ def load_settings() -> Settings:
 @app.command()
 def up() -> None:
     """Run everything on this machine: Kafka (unless KAIZEN_KAFKA_BOOTSTRAP), the embedded LLM
-    (unless KAIZEN_LLM_API_BASE), the four services; print the API URL and the first API key."""
+    (unless KAIZEN_LLM_API_BASE), the five services; print the API URL and the first API key."""
     from kaizen_cli.up import run_up
 
     raise typer.Exit(run_up(load_settings()))
@@ -67,7 +70,9 @@ def up() -> None:
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="api | optimizer | pr-publisher | projector | llm")],
+    service: Annotated[
+        str, typer.Argument(help="api | optimizer | pr-publisher | projector | webhooks | llm")
+    ],
 ) -> None:
     """Run one service in the foreground (what `kaizen up` starts, one process each)."""
     settings = load_settings()

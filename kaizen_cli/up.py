@@ -28,6 +28,7 @@ SERVICE_MODULES = {
     "projector": "services.projector",
     "optimizer": "services.optimizer",
     "pr-publisher": "services.pr_publisher",
+    "webhooks": "services.webhooks",
     "api": "services.api",
 }
 

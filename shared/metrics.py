@@ -91,6 +91,13 @@ PR_OUTCOMES = Counter(
     ["provider", "outcome"],
 )
 
+# -- Webhooks -----------------------------------------------------------------------------
+WEBHOOK_DELIVERIES = Counter(
+    "kaizen_webhook_deliveries",
+    "Webhook delivery attempts, by outcome (delivered, retrying, dead).",
+    ["outcome"],
+)
+
 
 def count_llm_usage(model: str, calls: int, prompt_tokens: int, completion_tokens: int, cost: float) -> None:
     """Add one increment of a job's LLM usage (negative parts, from a reset meter, are ignored)."""

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.git_policy import DEFAULT_GIT_HOSTS, Origin, parse_allowlist
 from shared.model_policy import DEFAULT_ALLOWED_MODELS, ModelPrice, ModelRules, parse_patterns
+from shared.tracing.mode import TracingMode, tracing_missing
 
 #: The shortest bootstrap token accepted: whoever guesses it gets the first admin key.
 MIN_BOOTSTRAP_TOKEN = 16
@@ -150,6 +151,41 @@ class Settings(BaseSettings):
         9466, ge=0, le=65535, description="PR publisher's Prometheus metrics port; 0: off."
     )
 
+    # OpenTelemetry traces (docs/operations.md, "Traces"); the exporter reads the standard
+    # OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, ...).
+    tracing: TracingMode = Field(
+        "off",
+        description="Traces: off, otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT) or console (stdout). "
+        "otlp and console need the `tracing` extra (pip install 'kaizen[tracing]').",
+    )
+
+    @field_validator("tracing")
+    @classmethod
+    def _tracing_is_installed(cls, value: TracingMode) -> TracingMode:
+        if value != "off" and (problem := tracing_missing(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    # Webhooks (services/webhooks, docs/webhooks.md).
+    webhook_hosts: str = Field(
+        "",
+        description="Origins webhook subscriptions may target: scheme://host[:port], comma-separated, "
+        "the syntax of KAIZEN_GIT_HOSTS. https only, unless an origin is listed with http://. Empty: none.",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Timeout of one webhook request.")
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=100, description="Attempts per event and subscription before it is declared dead."
+    )
+    webhook_backoff_seconds: float = Field(
+        1.0, gt=0, description="First retry delay of a webhook delivery; doubles each attempt (with jitter)."
+    )
+    webhook_backoff_cap_seconds: float = Field(
+        600.0, gt=0, description="Longest delay between two attempts, Retry-After included."
+    )
+    metrics_port_webhooks: int = Field(
+        9467, ge=0, le=65535, description="Webhooks service's Prometheus metrics port; 0: off."
+    )
+
     bootstrap_token: SecretStr | None = Field(
         None,
         description="Secret that opens POST /api/v1/keys/bootstrap (sent as X-Bootstrap-Token), "
@@ -276,6 +312,15 @@ class Settings(BaseSettings):
     @property
     def git_host_allowlist(self) -> tuple[Origin, ...]:
         return parse_allowlist(self.git_hosts)
+
+    @field_validator("webhook_hosts")
+    @classmethod
+    def _webhook_hosts_are_origins(cls, value: str) -> str:
+        return ",".join(map(str, parse_allowlist(value)))
+
+    @property
+    def webhook_host_allowlist(self) -> tuple[Origin, ...]:
+        return parse_allowlist(self.webhook_hosts)
 
     @property
     def resolved_bootstrap_token(self) -> str | None:

@@ -40,6 +40,9 @@ async def load(conn: AsyncConnection, wanted: Wanted) -> View:
         # Only whether the history holds the event matters; its row is never rewritten.
         query = select(t.job_events.c.event_id).where(t.job_events.c.event_id.in_(ids))
         await _seed(conn, view.job_events, query)
+    for ids in _chunks(wanted.webhook_ids):
+        query = select(t.webhook_subscriptions).where(t.webhook_subscriptions.c.id.in_(ids))
+        await _seed(conn, view.webhook_subscriptions, query)
     versions = t.prompt_versions
     for ids in _chunks(wanted.version_ids):
         await _seed(conn, view.prompt_versions, select(versions).where(versions.c.id.in_(ids)))

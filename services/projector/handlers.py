@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from services.projector import domain
+from services.projector import webhooks as webhook_fold
 from services.projector.view import Row, View, Wanted
 from shared.events import feedback as fb
 from shared.events import jobs as jb
@@ -69,6 +70,7 @@ def wanted(facts: Iterable[Fact]) -> Wanted:
         elif isinstance(e, prompts.PromptActivated):
             w.version_ids.add(str(e.prompt_version_id))
             w.active_versions_of.add(str(e.task_id))
+        webhook_fold.want(w, e)
         if type(e) in _OF_A_JOB and (job_id := e.job_id) is not None:  # type: ignore[attr-defined]
             # The job's row, and whether its history holds this event already.
             w.job_ids.add(str(job_id))
@@ -550,6 +552,7 @@ HANDLERS: dict[type[Event], Handler] = {
     prompts.PromptActivated: on_activated,
     prompts.PromptImportAttempted: on_import_attempted,
     ops.ServiceHeartbeat: on_heartbeat,
+    **webhook_fold.HANDLERS,
 }
 
 #: Event types with a ``job_id`` (a miss through pydantic's ``getattr`` is slow).

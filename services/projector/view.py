@@ -181,6 +181,8 @@ class Wanted:
     active_versions_of: set[str] = field(default_factory=set)
     #: Tasks that get a new version: their highest version number so far.
     numbers_of: set[str] = field(default_factory=set)
+    #: Webhook subscriptions a deletion reads.
+    webhook_ids: set[str] = field(default_factory=set)
 
 
 class View:
@@ -200,10 +202,13 @@ class View:
         self.request_outcomes = Appends(t.request_outcomes)
         self.heartbeats = Rows(t.heartbeats)
         self.service_loops = Rows(t.service_loops)
+        self.webhook_subscriptions = Rows(t.webhook_subscriptions)
+        self.webhook_deliveries = Appends(t.webhook_deliveries)
 
     def tables(self) -> Iterator[Rows | Appends]:
         yield from (self.api_keys, self.tasks, self.feedback, self.jobs, self.job_events)
         yield from (self.prompt_versions, self.request_outcomes, self.heartbeats, self.service_loops)
+        yield from (self.webhook_subscriptions, self.webhook_deliveries)
 
     def changes(self) -> list[TableChanges]:
         """Every table's writes; raises :class:`RefusedValue` for a value no database stores."""

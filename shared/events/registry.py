@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.events import feedback, jobs, keys, ops, prompts, prs, tasks
+from shared.events import feedback, jobs, keys, ops, prompts, prs, tasks, webhooks
 from shared.events.base import Event
 
-_MODULES = (tasks, feedback, jobs, prs, prompts, keys, ops)
+_MODULES = (tasks, feedback, jobs, prs, prompts, keys, ops, webhooks)
 
 
 def _collect() -> dict[str, type[Event]]:

@@ -180,3 +180,37 @@ service_loops = Table(
     Column("busy_seconds", Float),
     Column("failures", Integer, nullable=False),
 )
+
+# Webhook subscriptions (services/webhooks): the secret only as its Fernet ciphertext.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("type_filter", JSON, nullable=False),
+    Column("task_filter", String(UUID_LEN)),
+    Column("secret_encrypted", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+# Every delivery attempt, keyed by the attempt event's id (all kept: the dead-letter view).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("subscription_id", String(UUID_LEN), nullable=False),
+    Column("event_id", String(UUID_LEN), nullable=False),
+    Column("event_type", String(128), nullable=False),
+    Column("task_id", String(UUID_LEN), nullable=False),
+    Column("job_id", String(UUID_LEN)),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered | retrying | dead
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("response_snippet", Text),
+    Column("duration_ms", Float, nullable=False),
+    Column("retry_in_seconds", Float),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_webhook_deliveries_subscription", "subscription_id", "attempted_at", "id"),
+)

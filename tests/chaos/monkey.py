@@ -19,7 +19,7 @@ import httpx
 
 from tests.support.supervised import Supervised, alive
 
-SERVICES = ("api", "projector", "optimizer", "pr-publisher")
+SERVICES = ("api", "projector", "optimizer", "pr-publisher", "webhooks")
 #: How long a recovery is watched for before it counts as "never within the watch".
 RECOVERY_WATCH_SECONDS = 60.0
 

@@ -38,7 +38,7 @@ from tests.chaos.evidence import (
     unfinished_jobs,
     wait_until,
 )
-from tests.chaos.monkey import Kill, Monkey
+from tests.chaos.monkey import SERVICES, Kill, Monkey
 from tests.chaos.replay import answer_paths, api_on, differing_answers, dry_run
 from tests.chaos.summary import summary_table
 from tests.e2e.test_optimization_jobs import SMALL_RUN, scripted_env
@@ -232,7 +232,7 @@ def replay_differences(up: Supervised, api: httpx.Client) -> list[str]:
 
 def slow_recoveries(kills: list[Kill]) -> list[str]:
     broken = []
-    if missed := {"api", "projector", "optimizer", "pr-publisher"} - {k.service for k in kills}:
+    if missed := set(SERVICES) - {k.service for k in kills}:
         broken.append(f"never killed: {sorted(missed)} (lengthen KAIZEN_CHAOS_SECONDS)")
     slow = [
         f"kill of pid {k.pid} at {k.wall}: /livez after {k.livez_seconds} s, "

@@ -65,6 +65,7 @@ class AsyncKaizen(BufferedFeedback):
         self.jobs = AsyncJobs(self)
         self.prompts = AsyncPrompts(self, prompt_ttl)
         self.keys = AsyncKeys(self)
+        self.webhooks = AsyncWebhooks(self)
 
     async def __aenter__(self) -> AsyncKaizen:
         return self
@@ -212,6 +213,42 @@ class AsyncKeys:
 
     async def revoke(self, key_id: uuid.UUID | str) -> None:
         await self._c._run(call("keys.revoke", path={"key_id": key_id}))
+
+
+class AsyncWebhooks:
+    """Subscriptions of HTTP receivers to job events (admin keys; docs/webhooks.md)."""
+
+    def __init__(self, client: AsyncKaizen) -> None:
+        self._c = client
+
+    async def create(
+        self, url: str, *, types: builtins.list[str] | None = None, task_id: uuid.UUID | str | None = None
+    ) -> m.WebhookCreated:
+        """Subscribe ``url``; the answer's ``secret`` is shown only this once."""
+        body = m.WebhookCreate(url=url, types=types, task_id=uuid.UUID(str(task_id)) if task_id else None)
+        result: m.WebhookCreated = await self._c._run(call("webhooks.create", body=body))
+        return result
+
+    async def list(self) -> builtins.list[m.WebhookInfo]:
+        result: builtins.list[m.WebhookInfo] = await self._c._run(call("webhooks.list"))
+        return result
+
+    async def get(self, webhook_id: uuid.UUID | str) -> m.WebhookInfo:
+        result: m.WebhookInfo = await self._c._run(call("webhooks.get", path={"webhook_id": webhook_id}))
+        return result
+
+    async def delete(self, webhook_id: uuid.UUID | str) -> None:
+        await self._c._run(call("webhooks.delete", path={"webhook_id": webhook_id}))
+
+    async def deliveries(
+        self, webhook_id: uuid.UUID | str, *, limit: int = 50, offset: int = 0
+    ) -> builtins.list[m.WebhookDelivery]:
+        """The subscription's delivery attempts, newest first (the dead-letter view)."""
+        request = call(
+            "webhooks.deliveries", path={"webhook_id": webhook_id}, params={"limit": limit, "offset": offset}
+        )
+        result: builtins.list[m.WebhookDelivery] = await self._c._run(request)
+        return result
 
 
 class AsyncPrompts:

@@ -173,6 +173,7 @@ class Kaizen(BufferedFeedback):
         self.jobs = Jobs(self)
         self.prompts = Prompts(self, prompt_ttl)
         self.keys = Keys(self)
+        self.webhooks = Webhooks(self)
 
     def __enter__(self) -> Kaizen:
         return self
@@ -317,6 +318,42 @@ class Keys:
 
     def revoke(self, key_id: uuid.UUID | str) -> None:
         self._c._run(call("keys.revoke", path={"key_id": key_id}))
+
+
+class Webhooks:
+    """Subscriptions of HTTP receivers to job events (admin keys; docs/webhooks.md)."""
+
+    def __init__(self, client: Kaizen) -> None:
+        self._c = client
+
+    def create(
+        self, url: str, *, types: builtins.list[str] | None = None, task_id: uuid.UUID | str | None = None
+    ) -> m.WebhookCreated:
+        """Subscribe ``url``; the answer's ``secret`` is shown only this once."""
+        body = m.WebhookCreate(url=url, types=types, task_id=uuid.UUID(str(task_id)) if task_id else None)
+        result: m.WebhookCreated = self._c._run(call("webhooks.create", body=body))
+        return result
+
+    def list(self) -> list[m.WebhookInfo]:
+        result: list[m.WebhookInfo] = self._c._run(call("webhooks.list"))
+        return result
+
+    def get(self, webhook_id: uuid.UUID | str) -> m.WebhookInfo:
+        result: m.WebhookInfo = self._c._run(call("webhooks.get", path={"webhook_id": webhook_id}))
+        return result
+
+    def delete(self, webhook_id: uuid.UUID | str) -> None:
+        self._c._run(call("webhooks.delete", path={"webhook_id": webhook_id}))
+
+    def deliveries(
+        self, webhook_id: uuid.UUID | str, *, limit: int = 50, offset: int = 0
+    ) -> builtins.list[m.WebhookDelivery]:
+        """The subscription's delivery attempts, newest first (the dead-letter view)."""
+        request = call(
+            "webhooks.deliveries", path={"webhook_id": webhook_id}, params={"limit": limit, "offset": offset}
+        )
+        result: builtins.list[m.WebhookDelivery] = self._c._run(request)
+        return result
 
 
 class PromptCache:

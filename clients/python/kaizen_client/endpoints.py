@@ -86,4 +86,15 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "optimize": Endpoint("POST", "/api/v1/optimize/{task_id}", answer=m.OptimizeResponse),
     "optimize.estimate": Endpoint("GET", "/api/v1/optimize/{task_id}/estimate", answer=m.OptimizeEstimate),
+    "webhooks.create": Endpoint("POST", "/api/v1/webhooks", m.WebhookCreate, m.WebhookCreated),
+    "webhooks.list": Endpoint("GET", "/api/v1/webhooks", answer=m.WebhookInfo, many=True),
+    "webhooks.get": Endpoint("GET", "/api/v1/webhooks/{webhook_id}", answer=m.WebhookInfo),
+    "webhooks.delete": Endpoint("DELETE", "/api/v1/webhooks/{webhook_id}"),
+    "webhooks.deliveries": Endpoint(
+        "GET",
+        "/api/v1/webhooks/{webhook_id}/deliveries",
+        answer=m.WebhookDelivery,
+        many=True,
+        params=("limit", "offset"),
+    ),
 }

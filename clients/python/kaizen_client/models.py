@@ -377,6 +377,13 @@ class ServiceHealth(Answer):
     loops: list[LoopHealth] = []
 
 
+class MetricsEndpoint(Answer):
+    service: str
+    host: str
+    port: int | None
+    path: str = "/metrics"
+
+
 class HealthResponse(Answer):
     status: Literal["ok", "degraded"]
     kafka: KafkaHealth
@@ -384,4 +391,46 @@ class HealthResponse(Answer):
     projector: ProjectorHealth
     services: list[ServiceHealth]
     loops: list[LoopHealth] = []
+    metrics: list[MetricsEndpoint] = []
     warnings: list[str]
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+DeliveryOutcome = Literal["delivered", "retrying", "dead"]
+
+
+class WebhookCreate(Request):
+    url: str
+    types: list[str] | None = None
+    task_id: uuid.UUID | None = None
+
+
+class WebhookInfo(Answer):
+    id: uuid.UUID
+    url: str
+    types: list[str]
+    task_id: uuid.UUID | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookInfo):
+    """``secret`` is in this answer only: store it now (docs/webhooks.md)."""
+
+    secret: str
+
+
+class WebhookDelivery(Answer):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    task_id: uuid.UUID
+    job_id: uuid.UUID | None
+    attempt: int
+    outcome: DeliveryOutcome
+    status_code: int | None
+    error: str | None
+    response_snippet: str | None
+    duration_ms: float
+    retry_in_seconds: float | None
+    attempted_at: datetime

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from services.api import API_PREFIX
 from services.api.deps import current_key
-from services.api.routes import feedback, health, jobs, keys, optimize, prompts, tasks
+from services.api.routes import feedback, health, jobs, keys, optimize, prompts, tasks, webhooks
 from services.api.schemas.common import problem_responses
 from services.api.storable import refuse_unstorable_text
 
@@ -18,7 +18,7 @@ api_router.include_router(keys.bootstrap_router, dependencies=[Depends(refuse_un
 authenticated = APIRouter(
     dependencies=[Depends(current_key), Depends(refuse_unstorable_text)], responses=problem_responses(403)
 )
-for module in (keys, tasks, feedback, jobs, prompts, optimize):
+for module in (keys, tasks, feedback, jobs, prompts, optimize, webhooks):
     authenticated.include_router(module.router)
 api_router.include_router(authenticated)
 # The batch judges unstorable text item by item: one bad item must not sink the others.

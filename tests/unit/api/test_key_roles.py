@@ -31,8 +31,13 @@ INGEST_ROUTES = {
     ("POST", "/api/v1/feedback/batch"),
     ("POST", "/api/v1/tasks/{task_id}/seed"),
 }
-#: Keys are managed by admins only, their listing included.
-ADMIN_GETS = {("GET", "/api/v1/keys")}
+#: Keys and webhook subscriptions are managed by admins only, their listings included.
+ADMIN_GETS = {
+    ("GET", "/api/v1/keys"),
+    ("GET", "/api/v1/webhooks"),
+    ("GET", "/api/v1/webhooks/{webhook_id}"),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"),
+}
 UNAUTHENTICATED = {("POST", "/api/v1/keys/bootstrap")}
 
 

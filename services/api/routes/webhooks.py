@@ -1,0 +1,139 @@
+"""``/api/v1/webhooks``: subscribe HTTP receivers to job events (admin keys only).
+
+A subscription is a ``WebhookSubscriptionCreated`` event on the keys topic; the
+``webhooks`` service delivers, the projector shows the attempts. The signing secret is
+made here, answered once, and appended only as its Fernet ciphertext. Target URLs pass
+the rules of Git hosts (``shared.git_policy``) against ``KAIZEN_WEBHOOK_HOSTS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from services.api.deps import AdminKey, FernetDep, ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.pagination import Limit, Offset
+from services.api.problems import invalid, not_found
+from services.api.queries import webhooks
+from services.api.schemas.common import problem_responses
+from services.api.schemas.webhooks import WebhookCreate, WebhookCreated, WebhookDelivery, WebhookInfo
+from services.api.validation import FieldError
+from shared.events.webhooks import JOB_EVENT_TYPES, WebhookSubscriptionCreated, WebhookSubscriptionDeleted
+from shared.git_policy import BadGitUrl, Origin, origin_of
+from shared.secrets import encrypt_token
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+WebhookId = Annotated[uuid.UUID, Path(description="The subscription's id")]
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def url_refusal(url: str, allowed: tuple[Origin, ...]) -> str | None:
+    """Why events must not be posted to ``url``, or None (the Git-host rules, other setting)."""
+    try:
+        origin, _ = origin_of(url)
+    except BadGitUrl as exc:
+        return str(exc)
+    if origin in allowed:
+        return None
+    listed = ", ".join(map(str, allowed)) or "none"
+    if origin.scheme == "http" and Origin("https", origin.host, 443) in allowed:
+        return f"{url} uses plain http; use https://{origin.host} (KAIZEN_WEBHOOK_HOSTS allows: {listed})"
+    return (
+        f"{origin} is not a webhook target this installation allows (KAIZEN_WEBHOOK_HOSTS allows: "
+        f"{listed}); use one of those, or ask the operator to add it"
+    )
+
+
+def _problems(body: WebhookCreate, allowed: tuple[Origin, ...]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if (why := url_refusal(body.url, allowed)) is not None:
+        errors.append(FieldError(field="url", message=why))
+    unknown = sorted(set(body.types or ()) - JOB_EVENT_TYPES)
+    if unknown:
+        known = ", ".join(sorted(JOB_EVENT_TYPES))
+        errors.append(FieldError(field="types", message=f"unknown job event types {unknown}; known: {known}"))
+    return errors
+
+
+@router.post("", status_code=201, responses=problem_responses(401, 422, 503, 504))
+async def create_webhook(
+    _: AdminKey,
+    body: WebhookCreate,
+    db: ReadModel,
+    writer: WriterDep,
+    rid: RequestId,
+    settings: SettingsDep,
+    fernet: FernetDep,
+) -> WebhookCreated:
+    """Subscribe `url` to job events. The answer holds the signing `secret`, shown only here.
+
+    422 when the URL's origin is not allowed (KAIZEN_WEBHOOK_HOSTS) or a type is unknown.
+    """
+    if errors := _problems(body, settings.webhook_host_allowlist):
+        raise invalid(errors)
+    secret = new_secret()
+    event = WebhookSubscriptionCreated(
+        subscription_id=uuid.uuid4(),
+        url=body.url,
+        type_filter=sorted(set(body.types or ())),
+        task_filter=body.task_id,
+        secret_encrypted=encrypt_token(fernet, secret),
+    )
+    await writer.write(rid, event)
+    async with db.connect() as conn:
+        row = await webhooks.get(conn, event.subscription_id)
+    assert row is not None  # the write was awaited until projected
+    return WebhookCreated(**WebhookInfo.from_row(row).model_dump(), secret=secret)
+
+
+@router.get("", responses=problem_responses(401))
+async def list_webhooks(_: AdminKey, db: ReadModel) -> list[WebhookInfo]:
+    """Every subscription, newest first, without secrets."""
+    async with db.connect() as conn:
+        return [WebhookInfo.from_row(row) for row in await webhooks.all_live(conn)]
+
+
+@router.get("/{webhook_id}", responses=problem_responses(401, 404, 422))
+async def get_webhook(_: AdminKey, webhook_id: WebhookId, db: ReadModel) -> WebhookInfo:
+    """One subscription, without its secret."""
+    async with db.connect() as conn:
+        row = await webhooks.get(conn, webhook_id)
+    if row is None:
+        raise not_found(f"webhook {webhook_id} not found")
+    return WebhookInfo.from_row(row)
+
+
+@router.delete("/{webhook_id}", status_code=204, responses=problem_responses(401, 404, 422, 503, 504))
+async def delete_webhook(
+    _: AdminKey, webhook_id: WebhookId, db: ReadModel, writer: WriterDep, rid: RequestId
+) -> Response:
+    """Delete a subscription: nothing more is delivered to it, retries included."""
+    async with db.connect() as conn:
+        if await webhooks.get(conn, webhook_id) is None:
+            raise not_found(f"webhook {webhook_id} not found")
+    await writer.write(rid, WebhookSubscriptionDeleted(subscription_id=webhook_id))
+    return Response(status_code=204)
+
+
+@router.get("/{webhook_id}/deliveries", responses=problem_responses(401, 404, 422))
+async def list_deliveries(
+    _: AdminKey, webhook_id: WebhookId, db: ReadModel, limit: Limit = 50, offset: Offset = 0
+) -> list[WebhookDelivery]:
+    """The subscription's delivery attempts, newest first: the dead-letter view.
+
+    Each attempt says the event, the job, the attempt number, the HTTP status or error,
+    and its outcome: `delivered`, `retrying` (another attempt follows) or `dead` (given up).
+    """
+    async with db.connect() as conn:
+        if await webhooks.get(conn, webhook_id) is None:
+            raise not_found(f"webhook {webhook_id} not found")
+        rows = await webhooks.deliveries(conn, webhook_id, limit, offset)
+    return [WebhookDelivery.from_row(row) for row in rows]
