@@ -391,10 +391,9 @@ def _export(run: _Run, scorer: Scorer, report: Report) -> tuple[Scored, list[str
         score, answers[text] = scorer.score(text, data.val)
         run.scored.append(Scored(candidate, text, score))
         _report_usage(report, run.meter)
-    final = _race(run, scorer, run.scored)
+    final, widened = _race(run, scorer, run.scored)
     _report_usage(report, run.meter)
-    by_text = {s.text: s for s in final}
-    run.scored = [by_text.get(s.text, s) for s in run.scored]
+    run.scored = [widened.get(s.text, s) for s in run.scored]  # every finalist's widest score
     chosen = choose(final)
     if run.program is not None:  # the program as optimized, even when it renders like the baseline
         fields = spec.input_fields
@@ -408,8 +407,8 @@ def _export(run: _Run, scorer: Scorer, report: Report) -> tuple[Scored, list[str
     return chosen, answers[chosen.text]
 
 
-def _race(run: _Run, scorer: Scorer, screened: Sequence[Scored]) -> list[Scored]:
-    """The finalists, each scored on validation plus the training rows it reached (``RACE``).
+def _race(run: _Run, scorer: Scorer, screened: Sequence[Scored]) -> tuple[list[Scored], dict[str, Scored]]:
+    """The last round's finalists, and every candidate's widest score by text (``RACE``).
 
     For 100 examples: 8 candidates on 16 + 32 rows, then 3 of them on 16 + 64, against the
     16 rows of validation alone, on which candidates a few points apart are a coin toss.
@@ -418,12 +417,14 @@ def _race(run: _Run, scorer: Scorer, screened: Sequence[Scored]) -> list[Scored]
     assert data is not None
     n = len(data.train)
     alive, start = list(screened), 0
+    widened: dict[str, Scored] = {}
     for keep, share in RACE:
         alive = finalists(alive, keep)
         end = min(n, start + max(1, round(n * share)))
         alive = [_widened(run, scorer, s, data.train[start:end]) for s in alive]
+        widened.update((s.text, s) for s in alive)
         start = end
-    return alive
+    return alive, widened
 
 
 def _widened(run: _Run, scorer: Scorer, scored: Scored, rows: Sequence[Example]) -> Scored:
