@@ -95,8 +95,17 @@ def target_url(provider: str | None, base_url: str | None) -> str | None:
     return PROVIDER_URLS.get(provider or "")
 
 
-def refusal(url: str, allowed: tuple[Origin, ...]) -> str | None:
-    """Why the token must not go to ``url`` (a sentence naming the fix), or None when it may."""
+def refusal(
+    url: str,
+    allowed: tuple[Origin, ...],
+    *,
+    setting: str = "KAIZEN_GIT_HOSTS",
+    role: str = "a Git host this installation trusts with tokens",
+) -> str | None:
+    """Why nothing may be sent to ``url`` (a sentence naming the fix), or None when it may.
+
+    The same rules serve every allowlist of origins (``setting``): Git hosts, webhook targets.
+    """
     try:
         origin, _ = origin_of(url)
     except BadGitUrl as exc:
@@ -105,11 +114,18 @@ def refusal(url: str, allowed: tuple[Origin, ...]) -> str | None:
         return None
     listed = ", ".join(map(str, allowed)) or "none"
     if origin.scheme == "http" and Origin("https", origin.host, 443) in allowed:
-        return f"{url} uses plain http; use https://{origin.host} (KAIZEN_GIT_HOSTS allows: {listed})"
+        return f"{url} uses plain http; use https://{origin.host} ({setting} allows: {listed})"
     kind = "a loopback or private address, " if _is_internal(origin.host) else ""
     return (
-        f"{origin} is {kind}not a Git host this installation trusts with tokens "
-        f"(KAIZEN_GIT_HOSTS allows: {listed}); use one of those, or ask the operator to add it"
+        f"{origin} is {kind}not {role} ({setting} allows: {listed}); "
+        "use one of those, or ask the operator to add it"
+    )
+
+
+def webhook_refusal(url: str, allowed: tuple[Origin, ...]) -> str | None:
+    """Why events must not be posted to ``url`` (``KAIZEN_WEBHOOK_HOSTS``), or None: the Git-host rules."""
+    return refusal(
+        url, allowed, setting="KAIZEN_WEBHOOK_HOSTS", role="a webhook target this installation allows"
     )
 
 

@@ -27,7 +27,7 @@ from shared import metrics
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.events.webhooks import WebhookDeliveryAttempted
-from shared.git_policy import Origin, origin_of
+from shared.git_policy import Origin, webhook_refusal
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,6 @@ class Item:
     offset: int
     envelope: Envelope
     body: bytes
-
-
-def refusal(url: str, allowed: tuple[Origin, ...]) -> str | None:
-    """Why the service must not post to ``url`` now (the allowlist may have been tightened)."""
-    try:
-        origin, _ = origin_of(url)
-    except ValueError as exc:
-        return str(exc)
-    return None if origin in allowed else f"{origin} is not in KAIZEN_WEBHOOK_HOSTS"
 
 
 class Dispatcher:
@@ -156,7 +147,7 @@ class Dispatcher:
             await asyncio.sleep(verdict.delay)
 
     def _refusal(self, sub: Subscription) -> str | None:
-        why = refusal(sub.url, self.policy.allowed)
+        why = webhook_refusal(sub.url, self.policy.allowed)
         if why is None and sub.secret is None:
             why = "the signing secret does not decrypt with this installation's KAIZEN_SECRET_KEY"
         return why

@@ -23,7 +23,7 @@ from services.api.schemas.common import problem_responses
 from services.api.schemas.webhooks import WebhookCreate, WebhookCreated, WebhookDelivery, WebhookInfo
 from services.api.validation import FieldError
 from shared.events.webhooks import JOB_EVENT_TYPES, WebhookSubscriptionCreated, WebhookSubscriptionDeleted
-from shared.git_policy import BadGitUrl, Origin, origin_of
+from shared.git_policy import Origin, webhook_refusal
 from shared.secrets import encrypt_token
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -35,26 +35,9 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def url_refusal(url: str, allowed: tuple[Origin, ...]) -> str | None:
-    """Why events must not be posted to ``url``, or None (the Git-host rules, other setting)."""
-    try:
-        origin, _ = origin_of(url)
-    except BadGitUrl as exc:
-        return str(exc)
-    if origin in allowed:
-        return None
-    listed = ", ".join(map(str, allowed)) or "none"
-    if origin.scheme == "http" and Origin("https", origin.host, 443) in allowed:
-        return f"{url} uses plain http; use https://{origin.host} (KAIZEN_WEBHOOK_HOSTS allows: {listed})"
-    return (
-        f"{origin} is not a webhook target this installation allows (KAIZEN_WEBHOOK_HOSTS allows: "
-        f"{listed}); use one of those, or ask the operator to add it"
-    )
-
-
 def _problems(body: WebhookCreate, allowed: tuple[Origin, ...]) -> list[FieldError]:
     errors: list[FieldError] = []
-    if (why := url_refusal(body.url, allowed)) is not None:
+    if (why := webhook_refusal(body.url, allowed)) is not None:
         errors.append(FieldError(field="url", message=why))
     unknown = sorted(set(body.types or ()) - JOB_EVENT_TYPES)
     if unknown:
