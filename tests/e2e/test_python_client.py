@@ -128,6 +128,49 @@ def test_the_readme_example_records_feedback_triggers_a_job_and_waits_for_it(
     assert _run(client_python, load, tmp_path, env).splitlines() == ["Route each ticket to a team."] * 2
 
 
+ASYNC_SCRIPT = """
+import asyncio, json
+from kaizen_client import AsyncKaizen
+
+async def main():
+    async with AsyncKaizen() as client:
+        task = await client.tasks.create("route-tickets-async", schema_json=["ticket"])
+        for row in map(json.loads, open("tickets.jsonl")):
+            client.feedback(task.id, {"ticket": row["ticket"]}, row["team"], score=0.9)
+        print("flushed:", await client.aflush(30))
+        job = await client.jobs.wait(
+            (await client.optimize(task.id)).job.id, on_progress=lambda j: print("progress:", j.status)
+        )
+        print("done:", job.status, job.prompt_version_id)
+        await client.prompts.register(task.id, "Route each ticket to a team.")
+        print("active:", await client.prompts.active("route-tickets-async"))
+        stats = client.stats
+        print("stats:", stats.queued, stats.sent, stats.dropped, stats.failed)
+
+asyncio.run(main())
+"""
+
+
+def test_the_async_client_does_the_same_journey_on_an_event_loop(
+    client_python: Path, live: Live, tmp_path: Path
+) -> None:
+    rows = [{"ticket": text, "team": team} for text, team in make_tickets(25, seed=4)]
+    (tmp_path / "tickets.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    printed = _run(
+        client_python, ASYNC_SCRIPT, tmp_path, {"KAIZEN_URL": live.api_url, "KAIZEN_API_KEY": live.key}
+    )
+    lines = printed.splitlines()
+    assert "flushed: True" in lines, printed
+    progress = [line.split()[1] for line in lines if line.startswith("progress:")]
+    [final] = [line.split()[1] for line in lines if line.startswith("done:")]
+    assert final in {"SUCCESS", "FAILED", "PR_FAILED"} and progress[-1] == final, printed
+    assert "active: Route each ticket to a team." in lines, printed
+    assert "stats: 0 25 0 0" in lines, printed  # nothing queued, 25 sent, none dropped or failed
+    _, tasks = live.request("GET", "/api/v1/tasks")
+    [task] = [t for t in tasks["items"] if t["name"] == "route-tickets-async"]
+    assert task["feedback_count"] == 25
+
+
 LATENCY_SCRIPT = """
 import json, time
 from kaizen_client import Kaizen
