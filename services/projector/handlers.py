@@ -352,6 +352,10 @@ def on_job_compiling(view: View, f: Fact, e: jb.JobCompiling) -> None:
     _stage(view, f, e.job_id, domain.COMPILING, "compiling", job_metadata=meta)
 
 
+def on_job_exporting(view: View, f: Fact, e: jb.JobExporting) -> None:
+    _stage(view, f, e.job_id, None, f"exporting: re-scoring {e.candidates} candidates")
+
+
 def on_trial(view: View, f: Fact, e: jb.JobTrialCompleted) -> None:
     meta = {
         **_meta(_job(view, e.job_id)),
@@ -540,6 +544,7 @@ HANDLERS: dict[type[Event], Handler] = {
     jb.JobStarted: on_job_started,
     jb.JobEvaluating: on_job_evaluating,
     jb.JobCompiling: on_job_compiling,
+    jb.JobExporting: on_job_exporting,
     jb.JobTrialCompleted: on_trial,
     jb.JobCompiled: on_job_compiled,
     jb.JobSucceeded: on_job_succeeded,

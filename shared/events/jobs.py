@@ -83,6 +83,19 @@ class JobCompiling(Event):
     baseline_score: float
 
 
+class JobExporting(Event):
+    """Compiling is done; the candidates are re-scored as the application calls the model (COMPILING).
+
+    Often most of a job on a small local model: without it the job would show its last
+    trial for the whole re-scoring.
+    """
+
+    TYPE = "kaizen.job.exporting.v1"
+    job_id: uuid.UUID
+    task_id: uuid.UUID
+    candidates: int = Field(ge=0, description="How many rendered candidates are re-scored.")
+
+
 class JobTrialCompleted(Event):
     """One MIPROv2 trial finished; usage figures are totals so far."""
 

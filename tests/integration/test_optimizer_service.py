@@ -75,6 +75,9 @@ async def test_the_threshold_starts_a_job_that_passes_every_stage_to_success(
         "kaizen.job.compiling.v1",
     ]
     assert "kaizen.job.trial_completed.v1" in history
+    # The candidates' re-scoring is a step of its own, after the last trial.
+    exporting = history.index("kaizen.job.exporting.v1")
+    assert exporting > max(i for i, t in enumerate(history) if t == "kaizen.job.trial_completed.v1")
     assert history[-3:] == [
         "kaizen.prompt.version_created.v1",
         "kaizen.job.compiled.v1",

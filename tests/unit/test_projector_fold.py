@@ -137,6 +137,7 @@ EVENTS: st.SearchStrategy[Event] = st.one_of(
         dataset_hash=st.just("h"),
     ),
     st.builds(jb.JobCompiling, job_id=job, task_id=task, baseline_score=st.just(0.5)),
+    st.builds(jb.JobExporting, job_id=job, task_id=task, candidates=st.integers(0, 30)),
     st.builds(
         jb.JobTrialCompleted,
         job_id=job,

@@ -384,9 +384,10 @@ def candidate_key(spec: JobSpec, candidate: Candidate) -> str:
 def _export(run: _Run, scorer: Scorer, report: Report) -> tuple[Scored, list[str]]:
     spec, data = run.spec, run.data
     assert data is not None
-    report(Stage(step="exporting"))
+    candidates = export_candidates(run)
+    report(Stage(step="exporting", detail=f"{len(candidates)} candidates"))
     answers: dict[str, list[str]] = {}
-    for candidate in export_candidates(run):
+    for candidate in candidates:
         text = candidate_key(spec, candidate)
         score, answers[text] = scorer.score(text, data.val)
         run.scored.append(Scored(candidate, text, score))
