@@ -22,6 +22,7 @@ STAGES = {
     "kaizen.job.started.v1": "Started (RUNNING)",
     "kaizen.job.evaluating.v1": "Scoring the baseline (EVALUATING)",
     "kaizen.job.compiling.v1": "Optimizing (COMPILING)",
+    "kaizen.job.exporting.v1": "Re-scoring the candidates as the application calls the model",
     "kaizen.job.compiled.v1": "Compiled, new prompt version",
     "kaizen.job.cancel_requested.v1": "Cancel requested",
     "kaizen.pr.retry_requested.v1": "PR retry requested",
@@ -71,6 +72,8 @@ def _note(event: JobEvent, trials: int) -> str:
             return f"{sizes}, held-out test {data.get('test_size', 0)}"
         case "kaizen.job.compiling.v1":
             return f"baseline {percent(data.get('baseline_score'))}; {trials} trial(s)"
+        case "kaizen.job.exporting.v1":
+            return f"{data.get('candidates', '?')} candidates"
         case "kaizen.pr.created.v1":
             return str(data.get("pr_url") or "")
         case "kaizen.pr.failed.v1" | "kaizen.job.failed.v1":
