@@ -7,6 +7,7 @@ service do work, and each family shows it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -20,6 +21,7 @@ from tests.e2e.test_pull_requests import git_settings
 from tests.fakes.git_host_contract import started_host
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.support.broker import free_ports
+from tests.support.early_answer import post_reading_early
 from tests.support.live import Live, live_system
 
 pytestmark = [
@@ -73,9 +75,11 @@ def test_every_service_reports_the_work_of_one_published_job(kafka_bootstrap: st
         settings: dict[str, Any] = git_settings(host)
         task_id = create_task(live, **settings)
         post_tickets(live, task_id, 25)
-        too_large, _ = live.request(
-            "POST", "/api/v1/feedback", {"task_id": task_id, "output": "x" * 2_000_000}
-        )
+        body = json.dumps({"task_id": task_id, "output": "x" * 2_000_000}).encode()
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        headers["X-API-Key"] = live.key
+        chunks = (body[i : i + 2**16] for i in range(0, len(body), 2**16))
+        too_large, _, _ = post_reading_early(f"{live.api_url}/api/v1/feedback", chunks, headers)
         assert too_large == 413
         final, _ = wait_terminal(live, only_job(live, task_id)["id"])
         assert final["status"] == "SUCCESS", final["error_message"]
