@@ -51,12 +51,6 @@ APPEND_RETRY_SECONDS = 120.0
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-def _count(detail: str) -> int:
-    """The leading number of a stage's detail ("21 candidates" → 21); 0 without one."""
-    head = detail.split(" ", 1)[0]
-    return int(head) if head.isdigit() else 0
-
-
 def _ids(row: Any) -> dict[str, uuid.UUID]:
     return {"job_id": uuid.UUID(row.job_id), "task_id": uuid.UUID(row.task_id)}
 
@@ -133,7 +127,7 @@ class ProgressEmitter:
                 compiling = jb.JobCompiling(**_ids(self.row), baseline_score=self.baseline or 0.0)
                 await _emit(self.events, self.row, (compiling, (*key, "compiling")))
             case Stage(step="exporting"):
-                exporting = jb.JobExporting(**_ids(self.row), candidates=_count(progress.detail))
+                exporting = jb.JobExporting(**_ids(self.row), candidates=progress.count or 0)
                 await _emit(self.events, self.row, (exporting, (*key, "exporting")))
             case Trial() as trial:
                 event = jb.JobTrialCompleted(

@@ -162,6 +162,8 @@ class Stage(_Frozen):
     type: Literal["stage"] = "stage"
     step: Literal["loading", "evaluating", "compiling", "exporting"]
     detail: str = ""
+    #: How many things the step works through, where it counts them (exporting: candidates).
+    count: int | None = None
 
 
 class Baseline(_Frozen):

@@ -99,6 +99,8 @@ def test_every_figure_is_measured_and_consistent(llm: ScriptedLLM) -> None:
     assert (last_usage.llm_calls, last_usage.prompt_tokens) == (result.llm_calls, result.prompt_tokens)
     steps = [e.step for e in events if isinstance(e, Stage)]
     assert steps == ["loading", "evaluating", "compiling", "exporting"]
+    [exporting] = [e for e in events if isinstance(e, Stage) and e.step == "exporting"]
+    assert exporting.count == len(result.candidates) > 1
     assert (
         result.duration_seconds > 0
         and len(result.dataset_hash) == 64

@@ -385,7 +385,7 @@ def _export(run: _Run, scorer: Scorer, report: Report) -> tuple[Scored, list[str
     spec, data = run.spec, run.data
     assert data is not None
     candidates = export_candidates(run)
-    report(Stage(step="exporting", detail=f"{len(candidates)} candidates"))
+    report(Stage(step="exporting", detail=f"{len(candidates)} candidates", count=len(candidates)))
     answers: dict[str, list[str]] = {}
     for candidate in candidates:
         text = candidate_key(spec, candidate)
