@@ -77,8 +77,41 @@ def test_messages_demos_become_user_and_assistant_turns_before_the_real_input() 
 def test_system_demos_follow_the_instructions_and_are_stripped_for_the_next_job() -> None:
     text = render_file("system", "Label the sentiment.", DEMOS, ["text"])
     assert "Examples:\n\nInput: great {food}\nOutput: positive" in text
-    assert strip_rendered_demos("system", text) == "Label the sentiment."
+    assert strip_rendered_demos("system", text, ["text"]) == "Label the sentiment."
     assert render_file("system", "Label it.", [], ["text"]) == "Label it."  # byte for byte
+
+
+@pytest.mark.parametrize("contract", CONTRACTS)
+def test_a_previous_exports_demos_are_stripped_under_every_contract(contract: str) -> None:
+    fields = ["text", "topic"]
+    demos = [
+        {"text": "great {food}", "topic": "food", "output": "positive"},
+        {"text": "cold", "topic": "soup", "output": "negative"},
+    ]
+    for layout in ("instruction_first", "input_first"):
+        body = wrap_instruction(contract, "Say positive or negative.\n\nOne word.", fields, layout)  # type: ignore[arg-type]
+        exported = render_file(contract, body, demos, fields)  # type: ignore[arg-type]
+        assert exported != body
+        stripped = strip_rendered_demos(contract, exported, fields)  # type: ignore[arg-type]
+        assert is_valid_body(contract, stripped, fields)  # type: ignore[arg-type]
+        assert "great" not in stripped and "Say positive or negative." in stripped
+        assert strip_rendered_demos(contract, body, fields) == body  # type: ignore[arg-type]
+
+
+def test_a_template_of_the_users_own_with_an_examples_heading_is_left_alone() -> None:
+    text = "Examples:\n\nThe sky is blue: a fact.\n\nText: {text}\nAnswer:"
+    assert strip_rendered_demos("template", text, ["text"]) == text
+
+
+def test_message_turns_with_a_placeholder_are_the_users_template_not_demos() -> None:
+    body = json.dumps(
+        [
+            {"role": "user", "content": "Context: {topic}"},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": "Text: {text}"},
+        ]
+    )
+    assert strip_rendered_demos("messages", body, ["text", "topic"]) == body
 
 
 @given(st.text(min_size=1, max_size=60), st.sampled_from(CONTRACTS))

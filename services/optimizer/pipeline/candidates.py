@@ -24,6 +24,7 @@ from typing import Literal
 
 from shared.events.tasks import PromptContract
 from shared.prompt_contract import PromptContractError, fill, parse_prompt
+from shared.prompt_contract import placeholders as placeholders_of
 
 FORMAT_RULE = "Reply with the output only: no preamble, no explanation, no quotes."
 MAX_PROPOSAL_CHARS = 1200
@@ -148,16 +149,76 @@ def _last_user(body: str) -> str:
     return str(next(m["content"] for m in reversed(messages) if m["role"] == "user"))
 
 
-def strip_rendered_demos(contract: PromptContract, text: str) -> str:
-    """A ``system`` prompt without the ``Examples:`` section :func:`render_file` appends.
+def strip_rendered_demos(contract: PromptContract, text: str, fields: Sequence[str]) -> str:
+    """``text`` without the demos :func:`render_file` shows, so the next job learns them afresh.
 
-    The optimizer starts from this, so demos are learned afresh instead of piling up from
-    one job to the next. (Template and messages demos are left in place: the baseline is
-    still scored exactly as the application runs it.)
+    The optimizer starts from this, so demos do not pile up from one job to the next (the
+    baseline is still scored exactly as the application runs it).
+
+    - ``system``: the ``Examples:`` section after the instructions goes.
+    - ``template``: the leading ``Examples:`` blocks go, but only when rendering the rest
+      with those blocks gives ``text`` back byte for byte (a template the user wrote with
+      a section of that name in another shape is left alone).
+    - ``messages``: the user/assistant pairs right before the last user message go, when
+      their user turns are filled in (no placeholder) and what is left is a valid body.
+
+    Anything else, or a result that would not be a valid body, gives ``text`` unchanged.
     """
-    if contract != "system":
+    if contract == "system":
+        return text.split("\n\nExamples:\n", 1)[0].rstrip() or text
+    if contract == "template":
+        return _strip_template_demos(text, fields)
+    return _strip_message_demos(text, fields)
+
+
+def _strip_template_demos(text: str, fields: Sequence[str]) -> str:
+    head = "Examples:\n\n"
+    if not text.startswith(head):
         return text
-    return text.split("\n\nExamples:\n", 1)[0].rstrip() or text
+    chunks = text[len(head) :].split("\n\n")
+    demos: list[dict[str, str]] = []
+    for i, chunk in enumerate(chunks[:-1]):
+        demo = _template_demo(chunk, fields)
+        if demo is None:
+            return text
+        demos.append(demo)
+        body = "\n\n".join(chunks[i + 1 :])
+        if is_valid_body("template", body, fields) and render_file("template", body, demos, fields) == text:
+            return body
+    return text
+
+
+def _template_demo(chunk: str, fields: Sequence[str]) -> dict[str, str] | None:
+    """The demo one ``Field: value`` / ``Answer: output`` block shows, or None for another shape."""
+    lines = chunk.replace("{{", "{").replace("}}", "}").split("\n")
+    labels = [*(f"{field_label(f)}: " for f in fields), "Answer: "]
+    if len(lines) != len(labels) or not all(
+        line.startswith(lb) for line, lb in zip(lines, labels, strict=True)
+    ):
+        return None
+    values = [line[len(lb) :] for line, lb in zip(lines, labels, strict=True)]
+    return {**dict(zip(fields, values[:-1], strict=True)), "output": values[-1]}
+
+
+def _strip_message_demos(text: str, fields: Sequence[str]) -> str:
+    try:
+        messages = parse_prompt("messages", text, fields).messages
+    except PromptContractError:
+        return text
+    last = max(i for i, m in enumerate(messages) if m.role == "user")
+    start = last
+    while (
+        start >= 2
+        and messages[start - 1].role == "assistant"
+        and messages[start - 2].role == "user"
+        and not placeholders_of(messages[start - 2].content)
+    ):
+        start -= 2
+    if start == last:
+        return text
+    kept = [{"role": m.role, "content": m.content} for m in (*messages[:start], *messages[last:])]
+    body = json.dumps(kept, indent=2, ensure_ascii=False)
+    return body if is_valid_body("messages", body, fields) else text
 
 
 def candidate_text(contract: PromptContract, candidate: Candidate, fields: Sequence[str]) -> str:

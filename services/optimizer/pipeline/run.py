@@ -282,7 +282,7 @@ def _student(run: _Run) -> TaskProgram:
     """The program an optimizer starts from: the baseline's body, without a previous job's demos."""
     assert run.baseline is not None
     return TaskProgram(
-        run.spec.input_fields, strip_rendered_demos(run.spec.prompt_contract, run.baseline.body)
+        run.spec.input_fields, strip_rendered_demos(run.spec.prompt_contract, run.baseline.body, run.spec.input_fields)
     )
 
 
