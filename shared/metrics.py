@@ -70,17 +70,17 @@ JOB_DURATION = Histogram(
 TRIALS = Counter("kaizen_optimizer_trials", "Optimizer trials evaluated, over every job.")
 LLM_CALLS = Counter(
     "kaizen_llm_calls",
-    "LLM calls made by jobs, by the job's teacher model (a job meters its calls as one total).",
+    "LLM calls made by jobs, by the model called (task, teacher or judge).",
     ["model"],
 )
 LLM_TOKENS = Counter(
     "kaizen_llm_tokens",
-    "LLM tokens used by jobs, by the job's teacher model and kind (prompt, completion).",
+    "LLM tokens used by jobs, by the model called and kind (prompt, completion).",
     ["model", "kind"],
 )
 LLM_COST = Counter(
     "kaizen_llm_cost_usd",
-    "USD spent on LLM calls by jobs (priced calls only), by the job's teacher model.",
+    "USD spent on LLM calls by jobs (priced calls only), by the model called.",
     ["model"],
 )
 

@@ -31,6 +31,7 @@ from services.optimizer.spec import (
     JobFailure,
     JobResult,
     JobSpec,
+    ModelUsage,
     Progress,
     Stage,
     Trial,
@@ -49,6 +50,27 @@ SOURCE = "optimizer"
 #: How long a step's events are re-appended while Kafka is unavailable, and the backoff.
 APPEND_RETRY_SECONDS = 120.0
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def _count_usage(model: str, now: ModelUsage, before: ModelUsage | None) -> None:
+    base = before or ModelUsage(llm_calls=0, prompt_tokens=0, completion_tokens=0, cost_usd=0.0)
+    metrics.count_llm_usage(
+        model,
+        now.llm_calls - base.llm_calls,
+        now.prompt_tokens - base.prompt_tokens,
+        now.completion_tokens - base.completion_tokens,
+        now.cost_usd - base.cost_usd,
+    )
+
+
+def _sum(parts: Iterable[ModelUsage]) -> ModelUsage:
+    parts = list(parts)
+    return ModelUsage(
+        llm_calls=sum(p.llm_calls for p in parts),
+        prompt_tokens=sum(p.prompt_tokens for p in parts),
+        completion_tokens=sum(p.completion_tokens for p in parts),
+        cost_usd=sum(p.cost_usd for p in parts),
+    )
 
 
 def _ids(row: Any) -> dict[str, uuid.UUID]:
@@ -115,6 +137,7 @@ class ProgressEmitter:
         self.baseline: float | None = None
         self.usage = Usage(llm_calls=0, prompt_tokens=0, completion_tokens=0, cost_usd=0.0)
         self.metered = self.usage  # the part of the usage already added to the Prometheus counters
+        self.metered_by_model: dict[str, ModelUsage] = {}
 
     async def on_progress(self, progress: Progress) -> None:
         key: tuple[object, ...] = (self.attempt,)
@@ -146,15 +169,25 @@ class ProgressEmitter:
                 self.meter(usage)
 
     def meter(self, totals: Usage | JobResult) -> None:
-        """Add the job's usage since the last call to the LLM counters (totals only grow)."""
+        """Add the job's usage since the last call to the LLM counters, by model (totals only grow).
+
+        A usage line splits its totals by model. What a total holds beyond the split (a
+        result after a lost usage line) is counted under the model ``unattributed``.
+        """
         done = self.metered
-        metrics.count_llm_usage(
-            self.spec.teacher_model,
-            totals.llm_calls - done.llm_calls,
-            totals.prompt_tokens - done.prompt_tokens,
-            totals.completion_tokens - done.completion_tokens,
-            totals.cost_usd - done.cost_usd,
+        split = totals.by_model if isinstance(totals, Usage) else {}
+        for model, now in split.items():
+            before = self.metered_by_model.get(model)
+            _count_usage(model, now, before)
+            self.metered_by_model[model] = now
+        attributed = _sum(self.metered_by_model.values())
+        rest = (
+            totals.llm_calls - max(done.llm_calls, attributed.llm_calls),
+            totals.prompt_tokens - max(done.prompt_tokens, attributed.prompt_tokens),
+            totals.completion_tokens - max(done.completion_tokens, attributed.completion_tokens),
+            round(totals.cost_usd - max(done.cost_usd, attributed.cost_usd), 6),  # per-model roundings
         )
+        metrics.count_llm_usage("unattributed", *rest)
         self.metered = Usage(
             llm_calls=max(done.llm_calls, totals.llm_calls),
             prompt_tokens=max(done.prompt_tokens, totals.prompt_tokens),

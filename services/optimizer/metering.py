@@ -73,6 +73,8 @@ class UsageSnapshot:
     cost_usd: float
     unpriced_calls: int
     failed_calls: int
+    #: model → (calls, prompt tokens, completion tokens, USD)
+    by_model: dict[str, tuple[int, int, int, float]]
 
 
 def token_counts(usage: Mapping[str, Any]) -> tuple[int, int]:
@@ -104,6 +106,7 @@ class Meter:
         self._lock = threading.Lock()
         self._calls = self._prompt = self._completion = self._unpriced = self._failed = 0
         self._cost = 0.0
+        self._by_model: dict[str, tuple[int, int, int, float]] = {}
         self._consecutive_errors = 0
         self._failing: EndpointFailing | None = None
         self.incidents: Counter[str] = Counter()
@@ -111,8 +114,8 @@ class Meter:
     def __deepcopy__(self, memo: dict[int, Any]) -> Meter:
         return self  # DSPy deep-copies programs; a copy must still count into this meter
 
-    def add(self, prompt_tokens: int, completion_tokens: int, cost: float | None) -> None:
-        """Record one completed call."""
+    def add(self, model: str, prompt_tokens: int, completion_tokens: int, cost: float | None) -> None:
+        """Record one completed call to ``model``."""
         with self._lock:
             self._calls += 1
             self._prompt += prompt_tokens
@@ -122,6 +125,13 @@ class Meter:
                 self._unpriced += 1
             else:
                 self._cost += cost
+            calls, prompt, completion, spent = self._by_model.get(model, (0, 0, 0, 0.0))
+            self._by_model[model] = (
+                calls + 1,
+                prompt + prompt_tokens,
+                completion + completion_tokens,
+                spent + (cost or 0.0),
+            )
 
     def call_failed(self, endpoint: str, error: BaseException) -> None:
         """Record a failed call; several in a row mark the endpoint as failing."""
@@ -144,7 +154,13 @@ class Meter:
     def snapshot(self) -> UsageSnapshot:
         with self._lock:
             return UsageSnapshot(
-                self._calls, self._prompt, self._completion, self._cost, self._unpriced, self._failed
+                self._calls,
+                self._prompt,
+                self._completion,
+                self._cost,
+                self._unpriced,
+                self._failed,
+                dict(self._by_model),
             )
 
     def stop_reason(self) -> RunStopped | None:
@@ -198,6 +214,6 @@ class MeteredLM(dspy.LM):  # type: ignore[misc]  # dspy ships no type informatio
         if usage:  # empty usage: a cache hit, nothing was paid
             api_base = self.kwargs.get("api_base")
             cost = call_cost(self.model, api_base, usage, entry.get("cost"), self.price_override)
-            self.meter.add(*token_counts(usage), cost)
+            self.meter.add(self.model, *token_counts(usage), cost)
             tracing.llm_usage(*token_counts(usage))
         super().update_history(entry)

@@ -183,14 +183,24 @@ class Trial(_Frozen):
     total: int | None = None
 
 
+class ModelUsage(_Frozen):
+    """Totals so far of the job's calls to one model."""
+
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
 class Usage(_Frozen):
-    """Totals so far of every LLM call the job made."""
+    """Totals so far of every LLM call the job made, and the same split by model."""
 
     type: Literal["usage"] = "usage"
     llm_calls: int
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    by_model: dict[str, ModelUsage] = Field(default_factory=dict)
 
 
 Progress = Annotated[Stage | Baseline | Trial | Usage, Field(discriminator="type")]

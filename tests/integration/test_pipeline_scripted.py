@@ -97,6 +97,9 @@ def test_every_figure_is_measured_and_consistent(llm: ScriptedLLM) -> None:
     assert all(0.0 <= t.score <= 1.0 and t.best >= t.score - 1e-9 for t in trials)
     last_usage = [e for e in events if isinstance(e, Usage)][-1]
     assert (last_usage.llm_calls, last_usage.prompt_tokens) == (result.llm_calls, result.prompt_tokens)
+    # Every call is counted under the model it went to, and the split adds up to the totals.
+    assert sum(m.llm_calls for m in last_usage.by_model.values()) == result.llm_calls
+    assert sum(m.prompt_tokens for m in last_usage.by_model.values()) == result.prompt_tokens
     steps = [e.step for e in events if isinstance(e, Stage)]
     assert steps == ["loading", "evaluating", "compiling", "exporting"]
     [exporting] = [e for e in events if isinstance(e, Stage) and e.step == "exporting"]

@@ -68,6 +68,7 @@ from services.optimizer.spec import (
     JobFailure,
     JobResult,
     JobSpec,
+    ModelUsage,
     Progress,
     Stage,
     Trial,
@@ -269,6 +270,15 @@ def _report_usage(report: Report, meter: Meter) -> None:
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cost_usd=round(usage.cost_usd, 6),
+            by_model={
+                model: ModelUsage(
+                    llm_calls=calls,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    cost_usd=round(cost, 6),
+                )
+                for model, (calls, prompt, completion, cost) in usage.by_model.items()
+            },
         )
     )
 
@@ -282,7 +292,8 @@ def _student(run: _Run) -> TaskProgram:
     """The program an optimizer starts from: the baseline's body, without a previous job's demos."""
     assert run.baseline is not None
     return TaskProgram(
-        run.spec.input_fields, strip_rendered_demos(run.spec.prompt_contract, run.baseline.body, run.spec.input_fields)
+        run.spec.input_fields,
+        strip_rendered_demos(run.spec.prompt_contract, run.baseline.body, run.spec.input_fields),
     )
 
 
@@ -525,7 +536,6 @@ def _execute(run: _Run, report: Report) -> JobResult:
         raise failing  # the export's answers were errors, not measurements
     # A budget reached by the very last call, or a stop asked for now, no longer stops
     # anything: the job is done, and the result says whether the budget was reached.
-    _report_usage(report, meter)
     return run.result(chosen.text, round(chosen.score, 4), after)
 
 
@@ -549,3 +559,5 @@ def run_job(spec: JobSpec, report: Report, should_stop: Callable[[], bool]) -> J
     except Exception as exc:
         log.exception("job %s failed", spec.job_id)  # the traceback stays in the log, not in the event
         raise run.failed("error", f"optimization failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    finally:
+        _report_usage(report, meter)  # every call is in a usage line, whatever the ending

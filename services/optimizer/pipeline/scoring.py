@@ -99,7 +99,7 @@ class Scorer:
             return 0.0, ""
         reported = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
         cost = call_cost(lm.model, lm.kwargs.get("api_base"), usage, reported, lm.price_override)
-        lm.meter.add(*token_counts(usage), cost)
+        lm.meter.add(lm.model, *token_counts(usage), cost)
         content = str(response.choices[0].message.content or "").strip()
         with dspy.context(adapter=self.adapter):
             return self.metric(example.inputs, example.output, content), content
