@@ -2,7 +2,8 @@
 
 A fold of the task topic, written with its offsets in one transaction (SQLite by
 default, one file per instance). A partition this instance has never owned is rebuilt
-from the start of the log when it is assigned.
+from the start of the log when it is assigned, and so is every partition when the store
+was written by another :data:`FOLD_VERSION` (``shared/fold_stamp.py``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.optimizer.domain import TaskState
+from shared.fold_stamp import create_or_refold, stamp_table
 from shared.kafka.offsets import TableOffsets, offsets_table
+
+#: Raise when the fold keeps something it did not keep before: older stores are refolded.
+#: 2: a task's state keeps its deletion, its versions' statuses and ``accepted_at`` (ADR 0006).
+FOLD_VERSION = 2
 
 metadata = MetaData()
 
 offsets = offsets_table(metadata)
+stamp_table(metadata)
 task_states = Table(
     "task_states",
     metadata,
@@ -63,8 +70,9 @@ class StateStore(TableOffsets):
         super().__init__(engine, offsets)
 
     async def create(self) -> None:
+        """Create the tables; a store of another fold version is emptied to be folded again."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(create_or_refold, metadata, FOLD_VERSION)
 
     @staticmethod
     async def task(conn: AsyncConnection, task_id: uuid.UUID) -> tuple[TaskState, dict[str, Any]]:

@@ -10,6 +10,11 @@ recorded after its last job's cut-off reaches ``feedback_threshold`` and no job 
 task is active. Every job — successful or not — moves the cut-off, so after a FAILED
 or PR_FAILED job another full threshold of new feedback is needed.
 
+Whether a task or prompt-version request takes effect is judged by :mod:`shared.decisions`,
+the functions the projector and the PR publisher use too (docs/adr/0006-decide-once.md);
+``TaskState`` keeps what those verdicts need (the task's life, its versions' statuses) and
+``accepted_at`` tells the handlers whether the request just folded took effect.
+
 Each feedback id counts once (:func:`first_sightings`): an API retry after a 503/504
 whose write had landed can append the same ``FeedbackRecorded`` or ``SeedsUploaded``
 again, and the copy must move neither the threshold nor a job's ``feedback_count``.
@@ -19,11 +24,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from shared import decisions
+from shared.decisions import TaskLife, VersionStatus
 from shared.events import feedback as fb
 from shared.events import jobs as jb
-from shared.events import prs
+from shared.events import prompts, prs
 from shared.events import tasks as tk
 from shared.events.base import Event, derive_id
 
@@ -36,17 +43,32 @@ class TaskState:
     live_since_cutoff: int = 0
     examples: int = 0
     active_job: uuid.UUID | None = None
+    #: True once the task was deleted (``exists`` is then False): it is never created again.
+    deleted: bool = False
+    #: The offset of the last request (task or prompt version) that took effect; a handler
+    #: compares it with its event's offset to know whether to act. -1: none yet.
+    accepted_at: int = -1
+    #: The status of each prompt version of the task (version id → draft | active | archived).
+    versions: dict[str, VersionStatus] = field(default_factory=dict)
+
+
+def task_life(state: TaskState) -> TaskLife:
+    if state.exists:
+        return TaskLife.LIVE
+    return TaskLife.DELETED if state.deleted else TaskLife.ABSENT
+
+
+def version_status(state: TaskState, version_id: uuid.UUID) -> VersionStatus | None:
+    return state.versions.get(str(version_id))
 
 
 def evolve(state: TaskState, event: Event, offset: int) -> TaskState:
     """The state after ``event`` (at ``offset`` in the task's partition)."""
     match event:
-        case tk.TaskCreated() if not state.exists:
-            return replace(state, exists=True, threshold=event.feedback_threshold)
-        case tk.TaskUpdated(changes=changes) if "feedback_threshold" in changes:
-            return replace(state, threshold=int(changes["feedback_threshold"]))
-        case tk.TaskDeleted():
-            return replace(state, exists=False)
+        case tk.TaskCreated() | tk.TaskUpdated() | tk.TaskDeleted():
+            return _evolve_task(state, event, offset)
+        case prompts.PromptVersionCreated() | prompts.PromptActivated():
+            return _evolve_versions(state, event, offset)
         case fb.FeedbackRecorded(source=source):
             live = 0 if source == "seed" else 1
             return replace(
@@ -60,6 +82,32 @@ def evolve(state: TaskState, event: Event, offset: int) -> TaskState:
             return replace(state, active_job=None)
         case prs.PrCreated(job_id=job_id) | prs.PrFailed(job_id=job_id) if state.active_job == job_id:
             return replace(state, active_job=None)
+    return state
+
+
+def _evolve_task(state: TaskState, event: Event, offset: int) -> TaskState:
+    life = task_life(state)
+    match event:
+        case tk.TaskCreated() if decisions.decide_task_created(life, event.name).accepted:
+            return replace(state, exists=True, threshold=event.feedback_threshold, accepted_at=offset)
+        case tk.TaskUpdated(changes=changes) if decisions.decide_task_updated(life).accepted:
+            threshold = int(changes.get("feedback_threshold", state.threshold))
+            return replace(state, threshold=threshold, accepted_at=offset)
+        case tk.TaskDeleted() if decisions.decide_task_deleted(life).accepted:
+            return replace(state, exists=False, deleted=True, accepted_at=offset)
+    return state
+
+
+def _evolve_versions(state: TaskState, event: Event, offset: int) -> TaskState:
+    match event:
+        case prompts.PromptVersionCreated(prompt_version_id=version_id):
+            if decisions.decide_version_created(str(version_id) in state.versions).accepted:
+                versions: dict[str, VersionStatus] = {**state.versions, str(version_id): "draft"}
+                return replace(state, versions=versions, accepted_at=offset)
+        case prompts.PromptActivated(prompt_version_id=version_id):
+            if decisions.decide_prompt_activated(version_status(state, version_id)).accepted:
+                archived = {k: "archived" if v == "active" else v for k, v in state.versions.items()}
+                return replace(state, versions={**archived, str(version_id): "active"}, accepted_at=offset)
     return state
 
 

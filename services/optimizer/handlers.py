@@ -53,16 +53,24 @@ async def _decided(ctx: Ctx, decisions: list[Event]) -> list[Event]:
     return decisions
 
 
+def _accepted(ctx: Ctx) -> bool:
+    """Whether the request being handled took effect (``ctx.state`` has folded it already).
+
+    The verdict is :mod:`shared.decisions`' via ``domain.evolve``; a rejected request
+    changes nothing here either.
+    """
+    return ctx.state.accepted_at == ctx.offset
+
+
 async def on_task_created(ctx: Ctx, e: tk.TaskCreated) -> list[Event]:
-    # The first create wins (a racing duplicate carries the same id). ``ctx.state`` has
-    # folded this event already, so only the settings tell whether it is the first.
-    if not ctx.settings:
-        ctx.settings = e.model_dump(mode="json", exclude={"task_id", "request_id"})
+    if _accepted(ctx):
+        ctx.settings = {**ctx.settings, **e.model_dump(mode="json", exclude={"task_id", "request_id"})}
     return []
 
 
 async def on_task_updated(ctx: Ctx, e: tk.TaskUpdated) -> list[Event]:
-    ctx.settings = {**ctx.settings, **e.changes}
+    if _accepted(ctx):
+        ctx.settings = {**ctx.settings, **e.changes}
     return []
 
 
@@ -137,6 +145,8 @@ RECENT_VERSIONS = 20
 
 
 async def on_version_created(ctx: Ctx, e: prompts.PromptVersionCreated) -> list[Event]:
+    if not _accepted(ctx):
+        return []  # a copy of a version: the first text stays
     recent = dict(ctx.settings.get("_versions") or {})
     recent[str(e.prompt_version_id)] = e.prompt_text
     ctx.settings = {**ctx.settings, "_versions": dict(list(recent.items())[-RECENT_VERSIONS:])}
@@ -144,6 +154,8 @@ async def on_version_created(ctx: Ctx, e: prompts.PromptVersionCreated) -> list[
 
 
 async def on_activated(ctx: Ctx, e: prompts.PromptActivated) -> list[Event]:
+    if not _accepted(ctx):
+        return []
     text = (ctx.settings.get("_versions") or {}).get(str(e.prompt_version_id))
     if text is not None:
         ctx.settings = {**ctx.settings, "_active_prompt": text}

@@ -1,20 +1,35 @@
 """The PR publisher's local state: what it needs to open a PR, folded from the log.
 
-Tasks' Git settings (token as ciphertext), prompt versions and each task's active one,
-compiled jobs, the publication requests (a ``JobCompiled`` to publish, or a
-``PrRetryRequested``) and the import requests (a task created or its Git settings changed)
-that have no outcome in the log yet. Stored with the offsets in one transaction.
+Tasks' Git settings (token as ciphertext) and whether they were deleted, prompt versions
+and their status (draft, active, archived), compiled jobs, the publication requests (a
+``JobCompiled`` to publish, or a ``PrRetryRequested``) and the import requests (a task
+created or its Git settings changed) that have no outcome in the log yet. Stored with the
+offsets in one transaction.
+
+The state is a fold, so a change of what it holds is made by folding again: a database
+stamped with an older :data:`FOLD_VERSION` (or none: written before the stamp existed) is
+emptied at start, offsets included, and the consumer folds the log from its beginning, as a
+new instance would. Requests and imports whose outcome is in the log end as done again, so
+nothing is published or imported twice.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, and_, select, update
+from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, Text, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.decisions import TaskLife, VersionStatus
+from shared.fold_stamp import create_or_refold, stamp_table
 from shared.kafka.offsets import TableOffsets, offsets_table
+
+#: Raise when the fold keeps something it did not keep before: older databases are refolded.
+#: 2: tasks remember their deletion, versions their status (ADR 0006).
+FOLD_VERSION = 2
+#: Tables of older fold versions that this one no longer has.
+_RETIRED_TABLES = ("active_versions",)
 
 metadata = MetaData()
 
@@ -24,6 +39,7 @@ tasks = Table(
     metadata,
     Column("task_id", String(36), primary_key=True),
     Column("settings", JSON, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
 )
 versions = Table(
     "versions",
@@ -31,6 +47,7 @@ versions = Table(
     Column("id", String(36), primary_key=True),
     Column("task_id", String(36), nullable=False),
     Column("prompt_text", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="draft"),  # draft | active | archived
 )
 jobs = Table(
     "jobs",
@@ -41,12 +58,7 @@ jobs = Table(
     Column("job_metadata", JSON, nullable=False),
     Column("examples", JSON, nullable=False),
 )
-active_versions = Table(
-    "active_versions",
-    metadata,
-    Column("task_id", String(36), primary_key=True),
-    Column("version_id", String(36), nullable=False),
-)
+stamp_table(metadata)
 imports = Table(
     "imports",
     metadata,
@@ -79,8 +91,16 @@ class PublisherState(TableOffsets):
         super().__init__(engine, offsets)
 
     async def create(self) -> None:
+        """Create the tables; a database of an older fold version is emptied to be folded again."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(create_or_refold, metadata, FOLD_VERSION, retired=_RETIRED_TABLES)
+
+    @staticmethod
+    async def task_life(conn: AsyncConnection, task_id: str) -> TaskLife:
+        deleted = (await conn.execute(select(tasks.c.deleted).where(tasks.c.task_id == task_id))).scalar()
+        if deleted is None:
+            return TaskLife.ABSENT
+        return TaskLife.DELETED if deleted else TaskLife.LIVE
 
     @staticmethod
     async def task_settings(conn: AsyncConnection, task_id: str) -> dict[str, Any]:
@@ -92,8 +112,30 @@ class PublisherState(TableOffsets):
         await conn.execute(_upsert(tasks, {"task_id": task_id, "settings": settings}, ["task_id"]))
 
     @staticmethod
+    async def delete_task(conn: AsyncConnection, task_id: str) -> None:
+        """The task is deleted: its import requests not yet read are superseded (nobody will use them)."""
+        await conn.execute(update(tasks).where(tasks.c.task_id == task_id).values(deleted=True))
+        await conn.execute(
+            update(imports)
+            .where(imports.c.task_id == task_id, imports.c.status == "pending")
+            .values(status="superseded")
+        )
+
+    @staticmethod
+    async def version_known(conn: AsyncConnection, version_id: str) -> bool:
+        return await conn.scalar(select(versions.c.id).where(versions.c.id == version_id)) is not None
+
+    @staticmethod
+    async def version_status(conn: AsyncConnection, task_id: str, version_id: str) -> VersionStatus | None:
+        """The status of ``version_id`` as a version of ``task_id``; None if the task has no such version."""
+        status = await conn.scalar(
+            select(versions.c.status).where(versions.c.id == version_id, versions.c.task_id == task_id)
+        )
+        return _STATUSES.get(status) if status is not None else None
+
+    @staticmethod
     async def save_version(conn: AsyncConnection, **values: Any) -> None:
-        await conn.execute(_upsert(versions, values, ["id"]))
+        await conn.execute(sqlite.insert(versions).values(status="draft", **values).on_conflict_do_nothing())
 
     @staticmethod
     async def save_job(conn: AsyncConnection, **values: Any) -> None:
@@ -126,14 +168,17 @@ class PublisherState(TableOffsets):
 
     @staticmethod
     async def activate(conn: AsyncConnection, task_id: str, version_id: str) -> None:
-        """Remember the task's active version, if it is a version of that task we know."""
-        known = await conn.scalar(
-            select(versions.c.id).where(versions.c.id == version_id, versions.c.task_id == task_id)
+        """Make ``version_id`` the task's active version and archive the one active before."""
+        await conn.execute(
+            update(versions)
+            .where(versions.c.task_id == task_id, versions.c.status == "active")
+            .values(status="archived")
         )
-        if known is not None:
-            await conn.execute(
-                _upsert(active_versions, {"task_id": task_id, "version_id": version_id}, ["task_id"])
-            )
+        await conn.execute(
+            update(versions)
+            .where(versions.c.id == version_id, versions.c.task_id == task_id)
+            .values(status="active")
+        )
 
     @staticmethod
     async def add_import(conn: AsyncConnection, **values: Any) -> None:
@@ -159,16 +204,11 @@ class PublisherState(TableOffsets):
         async with self.engine.connect() as conn:
             settings = await self.task_settings(conn, task_id)
             active = await conn.scalar(
-                select(versions.c.prompt_text)
-                .select_from(
-                    active_versions.join(
-                        versions,
-                        and_(
-                            versions.c.id == active_versions.c.version_id,
-                            versions.c.task_id == active_versions.c.task_id,
-                        ),
-                    )
+                select(versions.c.prompt_text).where(
+                    versions.c.task_id == task_id, versions.c.status == "active"
                 )
-                .where(active_versions.c.task_id == task_id)
             )
         return settings, active
+
+
+_STATUSES: dict[str, VersionStatus] = {"draft": "draft", "active": "active", "archived": "archived"}

@@ -1,10 +1,11 @@
 """One fold function per event type, listed in ``HANDLERS`` at the bottom; ``evolve`` applies one.
 
-Each changes the batch's in-memory :class:`~services.projector.view.View`, with the rules
-the projector always had (first create wins, an update of a missing task is rejected, a
-stage event never revives an ended job, …). No I/O: :func:`wanted` names the rows a batch
-reads, ``adapters`` loads and writes them. Timestamps come from the envelope, never the
-clock, so a replay produces identical rows.
+Each changes the batch's in-memory :class:`~services.projector.view.View`. Requests about
+tasks and prompt versions are judged by :mod:`shared.decisions`, the functions the
+optimizer and the PR publisher use too (docs/adr/0006-decide-once.md); the read model's
+own rules (a stage event never revives an ended job, …) stay here. No I/O: :func:`wanted`
+names the rows a batch reads, ``adapters`` loads and writes them. Timestamps come from the
+envelope, never the clock, so a replay produces identical rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from typing import Any
 from services.projector import domain
 from services.projector import webhooks as webhook_fold
 from services.projector.view import Row, View, Wanted
+from shared.decisions import (
+    TaskLife,
+    Verdict,
+    VersionStatus,
+    decide_prompt_activated,
+    decide_task_created,
+    decide_task_deleted,
+    decide_task_updated,
+    decide_version_created,
+)
 from shared.events import feedback as fb
 from shared.events import jobs as jb
 from shared.events import keys as ky
@@ -162,12 +173,23 @@ def _last_active_admin(view: View, key_id: str) -> bool:
 # --- tasks ------------------------------------------------------------------------------
 
 
+def _task_life(row: Row | None) -> TaskLife:
+    if row is None:
+        return TaskLife.ABSENT
+    return TaskLife.DELETED if row["deleted"] else TaskLife.LIVE
+
+
+def _rejected(view: View, f: Fact, entity_id: object, verdict: Verdict) -> None:
+    _outcome(view, f, "rejected", entity_id, verdict.reason, verdict.detail)
+
+
 def on_task_created(view: View, f: Fact, e: tk.TaskCreated) -> None:
     # Racing creates of one name derive the same task id (name + generation), so they
     # meet on one partition and the first wins. A check across tasks would depend on
     # the order partitions are read in, and replay would not be exact.
-    if view.tasks.get(str(e.task_id)) is not None:
-        _outcome(view, f, "rejected", e.task_id, "duplicate_name", f"a task named {e.name!r} exists")
+    verdict = decide_task_created(_task_life(view.tasks.get(str(e.task_id))), e.name)
+    if verdict.rejected:
+        _rejected(view, f, e.task_id, verdict)
         return
     settings = e.model_dump(mode="json", exclude={"task_id", "request_id", "git_token_encrypted"})
     view.tasks.insert(
@@ -188,8 +210,9 @@ def on_task_created(view: View, f: Fact, e: tk.TaskCreated) -> None:
 
 def on_task_updated(view: View, f: Fact, e: tk.TaskUpdated) -> None:
     row = view.tasks.get(str(e.task_id))
-    if row is None or row["deleted"]:
-        _outcome(view, f, "rejected", e.task_id, "task_missing", "the task does not exist")
+    verdict = decide_task_updated(_task_life(row))
+    if verdict.rejected or row is None:
+        _rejected(view, f, e.task_id, verdict)
         return
     changes = dict(e.changes)
     values: dict[str, Any] = {"updated_at": f.time}
@@ -204,7 +227,10 @@ def on_task_updated(view: View, f: Fact, e: tk.TaskUpdated) -> None:
 
 
 def on_task_deleted(view: View, f: Fact, e: tk.TaskDeleted) -> None:
-    view.tasks.update((str(e.task_id),), deleted=True, updated_at=f.time)
+    # No outcome row: the API does not wait on a deletion (it checked the task exists). A
+    # second deletion changes nothing, not even ``updated_at``.
+    if decide_task_deleted(_task_life(view.tasks.get(str(e.task_id)))).accepted:
+        view.tasks.update((str(e.task_id),), deleted=True, updated_at=f.time)
 
 
 # --- feedback ---------------------------------------------------------------------------
@@ -450,7 +476,7 @@ def on_pr_failed(view: View, f: Fact, e: prs.PrFailed) -> None:
 def on_version_created(view: View, f: Fact, e: prompts.PromptVersionCreated) -> None:
     if e.job_id is not None:
         _history(view, f, e.job_id)
-    if view.prompt_versions.get(str(e.prompt_version_id)) is not None:
+    if decide_version_created(view.prompt_versions.get(str(e.prompt_version_id)) is not None).rejected:
         return
     task_id = str(e.task_id)
     number = view.last_version.get(task_id, 0) + 1
@@ -477,14 +503,20 @@ def on_version_created(view: View, f: Fact, e: prompts.PromptVersionCreated) -> 
     view.last_version[task_id] = number
 
 
+def _version_status(row: Row | None, task_id: str) -> VersionStatus | None:
+    """The version's status as a version of ``task_id``; None when the task has no such version."""
+    if row is None or row["task_id"] != task_id:
+        return None
+    status: VersionStatus = row["status"]
+    return status
+
+
 def on_activated(view: View, f: Fact, e: prompts.PromptActivated) -> None:
     versions = view.prompt_versions
     task_id = str(e.task_id)
-    row = versions.get(str(e.prompt_version_id))
-    status = row["status"] if row is not None and row["task_id"] == task_id else None
-    if status != "draft":
-        detail = "the version does not exist" if status is None else f"the version is {status}, not a draft"
-        _outcome(view, f, "rejected", e.prompt_version_id, "not_draft", detail)
+    verdict = decide_prompt_activated(_version_status(versions.get(str(e.prompt_version_id)), task_id))
+    if verdict.rejected:
+        _rejected(view, f, e.prompt_version_id, verdict)
         return
     active = [k for k, r in versions.rows.items() if r["task_id"] == task_id and r["status"] == "active"]
     for key in active:
