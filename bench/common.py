@@ -39,11 +39,15 @@ def broker() -> Iterator[str]:
         kafka.stop()
 
 
-def summary(latencies_s: list[float]) -> str:
+def percentiles(latencies_s: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds."""
     ms = sorted(x * 1000 for x in latencies_s)
-    p50 = statistics.median(ms)
-    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {ms[-1]:.2f} ms (n={len(ms)})"
+    return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+
+
+def summary(latencies_s: list[float]) -> str:
+    p50, p99 = percentiles(latencies_s)
+    return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {max(latencies_s) * 1000:.2f} ms (n={len(latencies_s)})"
 
 
 class LoadSampler:

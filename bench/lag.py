@@ -15,9 +15,16 @@ the projector has folded them before the measured window, so runs at 10,000 and 
 say whether the lag grows with the log.
 
     .venv/bin/python -m bench.lag [--rate 1000] [--seconds 20] [--prefill 10000] [--profile FILE]
+    .venv/bin/python -m bench.lag --baseline HEAD [--rounds 2]
 
 ``--profile FILE`` records the projector with ``py-spy`` (not a dependency: ``pip install
 py-spy``) during the measured window and writes its raw stacks (all threads) to FILE.
+
+``--baseline REV`` alternates the projector of a Git revision (``git archive REV``, as
+``bench.replay --baseline`` does) with the working tree's, ``--rounds`` times each, on
+one broker, each run on fresh topics and a fresh read model; the machine is shared, so
+only runs this close in time compare. Each run prints the load average beside its figures
+and the projector's CPU time during the window; a table of all runs ends the output.
 """
 
 from __future__ import annotations
@@ -41,8 +48,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from bench.common import REPO, LoadSampler, broker, summary
-from bench.replay import PARTITIONS, append, exactly, mixed_history
+from bench.common import REPO, LoadSampler, broker, percentiles, summary
+from bench.replay import PARTITIONS, _projector_at, append, exactly, mixed_history
 from shared.events.envelope import Envelope
 from shared.events.feedback import FeedbackRecorded
 from shared.events.tasks import TaskCreated
@@ -111,8 +118,28 @@ class OffsetWatcher(threading.Thread):
         )
 
 
+@dataclass
+class Run:
+    """One measured window: which projector, its lags, the load it ran under."""
+
+    label: str
+    from_ack_ms: tuple[float, float]  # p50, p99
+    from_start_ms: tuple[float, float]
+    cpu_seconds: float
+    seconds: float
+    load: str
+    loadavg: tuple[float, float]  # 1-minute load average before and after
+
+
 @contextlib.contextmanager
-def projector(bootstrap: str, prefix: str, home: Path, db: Path) -> Iterator[subprocess.Popen[bytes]]:
+def projector(
+    bootstrap: str, prefix: str, home: Path, db: Path, code: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m services.projector``: the working tree's, or the ``services`` package in ``code``.
+
+    With ``code``, the child starts in that directory, so its ``services`` comes first on
+    ``sys.path`` (before an installed one); ``shared`` still comes from the working tree.
+    """
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_")},
         "KAIZEN_KAFKA_BOOTSTRAP": bootstrap,
@@ -123,11 +150,13 @@ def projector(bootstrap: str, prefix: str, home: Path, db: Path) -> Iterator[sub
         "KAIZEN_SECRET_KEY": Fernet.generate_key().decode(),
         "KAIZEN_LOG_LEVEL": "WARNING",
     }
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     with (home / "projector.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.projector"],
             env=env,
-            cwd=REPO,
+            cwd=code or REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -206,9 +235,36 @@ def sampled(pid: int, out: str | None) -> Iterator[None]:
         print(f"projector stacks: {out}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def code_of(code: Path | None) -> str:
+    """Where the projector started with ``code`` imports ``services.projector`` from."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)} if code is not None else None
+    found = subprocess.run(
+        [sys.executable, "-c", "import services.projector as p; print(p.__file__)"],
+        cwd=code or REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(Path(found.stdout.strip()).parent)
+
+
 async def measure(
-    bootstrap: str, rate: int, seconds: float, prefill: int, poll_ms: float, profile: str | None = None
-) -> None:
+    bootstrap: str,
+    rate: int,
+    seconds: float,
+    prefill: int,
+    poll_ms: float,
+    profile: str | None = None,
+    code: Path | None = None,
+    label: str = "working tree",
+) -> Run:
     topics = Topics(f"bench-lag-{uuid.uuid4().hex[:8]}")
     await ensure_topics(bootstrap, topics, partitions=PARTITIONS)
     home = Path(tempfile.mkdtemp(prefix="kaizen-lag-"))
@@ -238,20 +294,23 @@ async def measure(
     watcher = OffsetWatcher(db, topics.tasks, poll_ms / 1000)
     watcher.start()
     try:
-        with projector(bootstrap, topics.prefix, home, db) as folding, LoadSampler() as load:
+        with projector(bootstrap, topics.prefix, home, db, code) as folding, LoadSampler() as load:
             folded = time.perf_counter()
             await wait_applied(watcher, ends, within=600)
             print(
                 f"the projector applied the prefilled log ({prefill} events + {TASKS} tasks) "
                 f"{time.perf_counter() - folded:.1f} s after its start"
             )
+            before = (os.getloadavg()[0], cpu_seconds(folding.pid))
             with sampled(folding.pid, profile):
                 sent = await sustained(log, tasks, rate, seconds)
             last: dict[int, int] = {}
             for s in sent:
                 last[s.position.partition] = max(last.get(s.position.partition, 0), s.position.offset + 1)
             await wait_applied(watcher, last, within=120)
-        report(sent, watcher.marks, load, rate, seconds, prefill, poll_ms)
+            cpu = cpu_seconds(folding.pid) - before[1]
+            loadavg = (before[0], os.getloadavg()[0])
+        return report(sent, watcher.marks, load, rate, seconds, prefill, poll_ms, label, cpu, loadavg)
     finally:
         watcher.stopped.set()
         await log.stop()
@@ -265,7 +324,10 @@ def report(
     seconds: float,
     prefill: int,
     poll_ms: float,
-) -> None:
+    label: str = "working tree",
+    cpu: float = 0.0,
+    loadavg: tuple[float, float] = (0.0, 0.0),
+) -> Run:
     window = [s for s in sent if s.started - sent[0].started >= WARM_UP_SECONDS]
     from_start, from_ack, acks = [], [], []
     for s in window:
@@ -275,13 +337,36 @@ def report(
         from_ack.append(max(0.0, visible - s.acked))
         acks.append(s.acked - s.started)
     print(
-        f"\n{rate} events/s for {seconds:.0f} s after a log of {prefill} events "
+        f"\n{label}: {rate} events/s for {seconds:.0f} s after a log of {prefill} events "
         f"(first {WARM_UP_SECONDS:.0f} s not counted; offsets polled every {poll_ms:g} ms):"
     )
     print(f"  append → visible   {summary(from_start)}")
     print(f"  ack → visible      {summary(from_ack)}")
     print(f"  append → ack       {summary(acks)}")
-    print(f"  {load.summary()}")
+    print(f"  projector CPU from the window's start until all was visible: {cpu:.1f} s")
+    print(f"  {load.summary()}; 1-minute load {loadavg[0]:.1f} before, {loadavg[1]:.1f} after", flush=True)
+    return Run(label, percentiles(from_ack), percentiles(from_start), cpu, seconds, load.summary(), loadavg)
+
+
+async def alternate(
+    bootstrap: str, rate: int, seconds: float, prefill: int, poll_ms: float, baseline: str, rounds: int
+) -> list[Run]:
+    """Baseline, working tree, baseline, …: ``rounds`` runs of each, one after the other."""
+    variants = [(f"baseline {baseline}", _projector_at(baseline)), ("working tree", None)]
+    for label, code in variants:
+        print(f"{label}: services.projector from {code_of(code)}")
+    runs = []
+    for label, code in variants * rounds:
+        runs.append(await measure(bootstrap, rate, seconds, prefill, poll_ms, code=code, label=label))
+    print("\n| run | projector | ack → visible p50 / p99 | append → visible p50 / p99 | CPU s | load |")
+    print("|---|---|---|---|---|---|")
+    for n, r in enumerate(runs, 1):
+        print(
+            f"| {n} | {r.label} | {r.from_ack_ms[0]:.1f} / {r.from_ack_ms[1]:.1f} ms "
+            f"| {r.from_start_ms[0]:.1f} / {r.from_start_ms[1]:.1f} ms | {r.cpu_seconds:.1f} "
+            f"| {r.loadavg[0]:.1f} → {r.loadavg[1]:.1f} |"
+        )
+    return runs
 
 
 def main() -> None:
@@ -291,9 +376,18 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=10_000, help="Mixed events in the log before.")
     parser.add_argument("--poll-ms", type=float, default=1.0, help="How often the offsets are read.")
     parser.add_argument("--profile", metavar="FILE", help="py-spy raw stacks of the projector, to FILE.")
+    parser.add_argument("--baseline", metavar="REV", help="Alternate REV's projector and ours.")
+    parser.add_argument("--rounds", type=int, default=2, help="With --baseline: runs of each projector.")
     args = parser.parse_args()
     with broker() as bootstrap:
-        asyncio.run(measure(bootstrap, args.rate, args.seconds, args.prefill, args.poll_ms, args.profile))
+        if args.baseline:
+            asyncio.run(
+                alternate(
+                    bootstrap, args.rate, args.seconds, args.prefill, args.poll_ms, args.baseline, args.rounds
+                )
+            )
+        else:
+            asyncio.run(measure(bootstrap, args.rate, args.seconds, args.prefill, args.poll_ms, args.profile))
 
 
 if __name__ == "__main__":

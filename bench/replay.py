@@ -12,6 +12,10 @@ the same log first, in the same conditions, so the two figures compare.
 
     .venv/bin/python -m bench.replay [--events 100000] [--db-url postgresql+asyncpg://…/an_empty_database]
     .venv/bin/python -m bench.replay --events 100000 --baseline HEAD --postgres postgresql+asyncpg://…/postgres
+
+``--profile PREFIX`` records each rebuild child with ``py-spy`` (not a dependency: ``pip
+install py-spy``; non-blocking, so it does not stretch the rebuild) and writes its raw
+stacks, all threads, to ``PREFIX.<n>.<variant>.raw``.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ async def run(
     baseline: str | None,
     postgres: str | None,
     rounds: int = 1,
+    profile: str | None = None,
 ) -> None:
     topics = Topics(f"bench-{uuid.uuid4().hex[:8]}")
     await ensure_topics(bootstrap, topics, partitions=PARTITIONS)
@@ -124,16 +129,18 @@ async def run(
         variants.insert(0, (f"baseline {baseline}", baseline))
     backends = [db_url] if db_url else ["sqlite"] + ([postgres] if postgres else [])
     for backend in backends:
-        for label, ref in variants * rounds:  # alternating: baseline, working tree, baseline, …
+        for n, (label, ref) in enumerate(variants * rounds):  # alternating: baseline, working tree, …
             url = await _empty_database(backend)
             load = os.getloadavg()[0]
-            result = _rebuild_in_child(bootstrap, topics, url, ref)
+            stacks = None if profile is None else f"{profile}.{n}.{'baseline' if ref else 'tree'}.raw"
+            result = _rebuild_in_child(bootstrap, topics, url, ref, stacks)
             applied, seconds, cpu = result["applied"], result["seconds"], result["cpu_seconds"]
             print(
                 f"{label:<16} rebuild() into {url.split('://', 1)[0]}: {applied} records in {seconds:.1f} s: "
                 f"{applied / seconds:.0f} records/s; {cpu:.1f} CPU s in the process "
                 f"({applied / cpu:.0f} records per CPU second); peak RSS {result['peak_rss_mb']:.0f} MB; "
-                f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; code in {result['code']}",
+                f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; code in {result['code']}"
+                + (f"; stacks in {stacks}" if stacks else ""),
                 flush=True,
             )
 
@@ -155,16 +162,28 @@ async def _empty_database(backend: str) -> str:
     return backend.rsplit("/", 1)[0] + f"/{name}"
 
 
-def _rebuild_in_child(bootstrap: str, topics: Topics, url: str, ref: str | None) -> dict[str, Any]:
-    """Run ``rebuild()`` in a child process (``ref``'s projector, or the working tree's)."""
+def _rebuild_in_child(
+    bootstrap: str, topics: Topics, url: str, ref: str | None, stacks: str | None = None
+) -> dict[str, Any]:
+    """Run ``rebuild()`` in a child process (``ref``'s projector, or the working tree's).
+
+    ``stacks``: record the child with py-spy into this file.
+    """
     child = [sys.executable, "-m", "bench.replay", "--rebuild-only", topics.prefix, "--db-url", url]
     child += ["--bootstrap", bootstrap]
     if ref is not None:
         child += ["--code", str(_projector_at(ref))]
+    if stacks is not None:
+        from bench.lag import PY_SPY
+
+        spy = [PY_SPY, "record", "--nonblocking", "--threads", "--format", "raw", "--rate", "200"]
+        child = [*spy, "-o", stacks, "--", *child]
     done = subprocess.run(child, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the rebuild failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    # The child's answer is its last JSON line (py-spy may print after it).
+    answer = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
+    result: dict[str, Any] = json.loads(answer)
     return result
 
 
@@ -212,6 +231,7 @@ def main() -> None:
         "--baseline", help="A Git revision whose projector folds the same log first (e.g. HEAD)."
     )
     parser.add_argument("--rounds", type=int, default=1, help="Rebuilds per variant, alternating.")
+    parser.add_argument("--profile", metavar="PREFIX", help="py-spy raw stacks of each rebuild, to PREFIX.*.")
     parser.add_argument("--rebuild-only", metavar="PREFIX", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
@@ -225,7 +245,16 @@ def main() -> None:
 
     with broker() as bootstrap:
         asyncio.run(
-            run(bootstrap, args.events, args.tasks, args.db_url, args.baseline, args.postgres, args.rounds)
+            run(
+                bootstrap,
+                args.events,
+                args.tasks,
+                args.db_url,
+                args.baseline,
+                args.postgres,
+                args.rounds,
+                args.profile,
+            )
         )
 
 

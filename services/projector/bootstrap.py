@@ -70,6 +70,7 @@ async def run_projector(
         metrics.stop(metrics_server)
         await loops.close()
         await events.stop()
+        await projection.close()
         await engine.dispose()
     loops.raise_if_failed()
 
@@ -112,6 +113,7 @@ async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
         return projection.applied
     finally:
         await consumer.stop()
+        await projection.close()
         await engine.dispose()
 
 

@@ -8,12 +8,13 @@ consumer loop reads on assignment.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -30,9 +31,10 @@ def offsets_table(metadata: MetaData, name: str = "offsets") -> Table:
     )
 
 
-def dialect_insert(conn: AsyncConnection, table: Table) -> Any:
-    """An INSERT that supports ON CONFLICT on SQLite and PostgreSQL alike."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+def dialect_insert(conn: Connection | AsyncConnection | str, table: Table) -> Any:
+    """An INSERT that supports ON CONFLICT on SQLite and PostgreSQL (``conn``: or its dialect's name)."""
+    dialect = conn if isinstance(conn, str) else conn.dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 class TableOffsets:
@@ -54,14 +56,29 @@ class TableOffsets:
 
     async def save_all(self, conn: AsyncConnection, following: dict[tuple[str, int], int]) -> None:
         """Record the next offset of several partitions with one statement (one round trip)."""
-        if not following:
-            return
-        rows = [{"topic": t, "partition": p, "next_offset": n} for (t, p), n in following.items()]
-        stmt = dialect_insert(conn, self.table)
-        upsert = stmt.on_conflict_do_update(
-            index_elements=["topic", "partition"], set_={"next_offset": stmt.excluded.next_offset}
-        )
-        await conn.execute(upsert, rows)
+        if following:
+            await conn.execute(self._offsets_statement(conn), _rows(following))
+
+    def store(self, conn: Connection, following: dict[tuple[str, int], int]) -> None:
+        """``save_all`` on a synchronous connection (a transaction run in one worker thread)."""
+        if following:
+            conn.execute(self._offsets_statement(conn), _rows(following))
+
+    def _offsets_statement(self, conn: Connection | AsyncConnection) -> Any:
+        return _offsets_upsert(conn.dialect.name, self.table)
+
+
+@functools.cache
+def _offsets_upsert(dialect: str, table: Table) -> Any:
+    """Built once per table: a consumer stores offsets every batch, and building showed in profiles."""
+    stmt = dialect_insert(dialect, table)
+    return stmt.on_conflict_do_update(
+        index_elements=["topic", "partition"], set_={"next_offset": stmt.excluded.next_offset}
+    )
+
+
+def _rows(following: dict[tuple[str, int], int]) -> list[dict[str, Any]]:
+    return [{"topic": t, "partition": p, "next_offset": n} for (t, p), n in following.items()]
 
 
 def local_state_engine(path: Path) -> AsyncEngine:
