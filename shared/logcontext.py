@@ -50,10 +50,22 @@ def of_envelope(envelope: Envelope) -> contextlib.AbstractContextManager[None]:
 
 
 def of_batch(envelopes: Iterable[Envelope | None]) -> contextlib.AbstractContextManager[None]:
-    """The ids every envelope of a batch shares; a field they disagree on stays unset."""
-    each = [_ids(e) for e in envelopes if e is not None]
-    shared = {k: v for k, v in each[0].items() if all(ids[k] == v for ids in each)} if each else {}
-    return bound(**shared)
+    """The ids every envelope of a batch shares; a field they disagree on stays unset.
+
+    Stops reading at the first point where no id is shared any more: batches of many tasks
+    get there within a few records, and this runs for every batch a consumer folds.
+    """
+    shared: dict[str, object] | None = None
+    for envelope in envelopes:
+        if envelope is None:
+            continue
+        if shared is None:
+            shared = _ids(envelope)
+            continue
+        shared = {k: v for k, v in shared.items() if getattr(envelope, k) == v}
+        if not shared:
+            break
+    return bound(**(shared or {}))
 
 
 def current() -> dict[str, str]:

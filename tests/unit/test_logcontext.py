@@ -103,6 +103,11 @@ def test_a_batch_binds_only_the_ids_its_envelopes_share() -> None:
         assert logcontext.current() == {"task_id": str(task)}
     with logcontext.of_batch([None]):
         assert logcontext.current() == {}
+    mixed = [envelope(task, "c"), envelope(uuid.uuid4(), "c"), envelope(task, "c")]
+    with logcontext.of_batch(mixed):
+        assert logcontext.current() == {"correlation_id": "c"}
+    with logcontext.of_batch([envelope(task, "c-1"), envelope(uuid.uuid4(), "c-2"), envelope(task, "c-1")]):
+        assert logcontext.current() == {}
 
 
 def test_an_unknown_field_is_refused() -> None:
