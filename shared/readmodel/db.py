@@ -20,6 +20,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateColumn
 
+from shared import tracing
 from shared.private_files import ensure_private_file
 from shared.readmodel.tables import metadata
 
@@ -74,6 +75,7 @@ def sqlite_twin(engine: AsyncEngine) -> Engine | None:
     event.listen(twin, "connect", _transactions_by_sqlalchemy)
     event.listen(twin, "begin", _explicit_begin)
     event.listen(twin, "handle_error", _sqlite_data_error)
+    tracing.instrument_engine(twin)  # its statements are spans like the async engine's (when on)
     return twin
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from shared.tracing.mode import TracingMode, parse_mode, tracing_missing
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
@@ -178,7 +179,7 @@ def llm_usage(prompt_tokens: int | None, completion_tokens: int | None) -> None:
         llm.current().usage(prompt_tokens, completion_tokens)
 
 
-def instrument_engine(engine: AsyncEngine) -> None:
+def instrument_engine(engine: Engine | AsyncEngine) -> None:
     """Spans for ``engine``'s statements, as children of the caller's span (never new traces)."""
     if _on:
         from shared.tracing import db

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,8 +27,8 @@ _TARGET = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE)\s+\"?([A-Za-z_][A-Za-z0-9_.]
 _SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite"}
 
 
-def instrument(engine: AsyncEngine) -> None:
-    sync = engine.sync_engine
+def instrument(engine: Engine | AsyncEngine) -> None:
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     if getattr(sync, "_kaizen_traced", False):
         return
     sync._kaizen_traced = True  # type: ignore[attr-defined]

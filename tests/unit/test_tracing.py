@@ -38,7 +38,7 @@ from shared import tracing
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.kafka.consumer import Delivery
-from shared.readmodel.db import make_engine
+from shared.readmodel.db import Transactions, make_engine
 from shared.settings import Settings
 from shared.tracing import context, http, messaging, mode
 from tests.support.events import feedback
@@ -295,6 +295,24 @@ async def test_database_statements_are_children_of_the_callers_span_and_never_tr
     assert parent_id(query) == batch.get_span_context().span_id
     assert query.attributes is not None and query.attributes["db.system.name"] == "sqlite"
     assert query.attributes["db.query.text"] == "SELECT id FROM jobs"
+
+
+async def test_a_batch_transaction_run_in_the_worker_thread_is_traced_under_the_callers_span(
+    spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'rm.db'}")
+    transactions = Transactions(engine)
+    try:
+        await transactions.run(lambda conn: conn.execute(text("CREATE TABLE jobs (id TEXT)")))
+        with trace.get_tracer("test").start_as_current_span("batch") as batch:
+            await transactions.run(lambda conn: conn.execute(text("SELECT id FROM jobs")))
+    finally:
+        await transactions.dispose()
+        await engine.dispose()
+
+    [query] = [s for s in spans.get_finished_spans() if s.name == "SELECT jobs"]
+    assert parent_id(query) == batch.get_span_context().span_id
+    assert query.attributes is not None and query.attributes["db.system.name"] == "sqlite"
 
 
 async def test_an_http_request_is_a_server_span_named_by_its_route_continuing_the_callers_trace(
