@@ -29,6 +29,7 @@ from services.api.keyring import KeyRecord
 from services.api.probe import LogProbe
 from services.api.problems import ProblemError
 from services.api.queries import keys
+from services.api.reads import Reads as ReadRunner
 from services.api.security import hash_key, hashes_match, is_well_formed
 from shared.events.keys import KeyRole
 from shared.events.topics import Topics
@@ -49,6 +50,7 @@ class ApiContext:
     probe: LogProbe
     fernet: Fernet
     keys: KeyFeed
+    reads: ReadRunner
 
 
 async def get_context(request: Request) -> ApiContext:
@@ -65,6 +67,10 @@ async def get_settings(context: ContextDep) -> Settings:
 
 async def get_engine(context: ContextDep) -> AsyncEngine:
     return context.engine
+
+
+async def get_reads(context: ContextDep) -> ReadRunner:
+    return context.reads
 
 
 async def get_writer(context: ContextDep) -> Writer:
@@ -85,6 +91,9 @@ async def get_request_id(request: Request) -> str:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReadModel = Annotated[AsyncEngine, Depends(get_engine)]
+#: A request's reads in one trip off the event loop: ``await reads.run(work)``, ``work``
+#: synchronous (``services/api/reads.py`` says why).
+Reads = Annotated[ReadRunner, Depends(get_reads)]
 WriterDep = Annotated[Writer, Depends(get_writer)]
 FernetDep = Annotated[Fernet, Depends(get_fernet)]
 ProbeDep = Annotated[LogProbe, Depends(get_probe)]

@@ -20,6 +20,7 @@ from services.api.adapters import ProjectionWatcher, Writer
 from services.api.deps import ApiContext
 from services.api.keyfeed import KeyFeed
 from services.api.probe import LogProbe, watch_broker
+from services.api.reads import Reads
 from services.api.routes import api_router, health
 from services.api.ui import docs as offline_docs
 from services.api.ui import install as install_dashboard
@@ -72,7 +73,8 @@ def create_app(
         names = topics or Topics(settings.topic_prefix)
         servers = bootstrap or settings.resolved_kafka_bootstrap
         events = EventLog(servers, names, client_id=SERVICE_NAME, timeout=settings.write_timeout_seconds)
-        watcher = ProjectionWatcher(engine)
+        reads = Reads(engine)
+        watcher = ProjectionWatcher(engine, reads=reads)
         probe = LogProbe(servers, names)
         key_feed = KeyFeed(servers, names.keys)
         stopping = asyncio.Event()
@@ -87,6 +89,7 @@ def create_app(
             probe,
             fernet,
             key_feed,
+            reads,
         )
         warm_up = asyncio.create_task(_connect(events), name="api-connect-kafka")
         key_feed.start()
@@ -99,6 +102,7 @@ def create_app(
             await asyncio.gather(warm_up, return_exceptions=True)
             await key_feed.close()
             await watcher.close()
+            await reads.dispose()
             await probe.close()
             await events.stop()
             await engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.domain import ACTIVE_STATUSES
@@ -16,12 +16,16 @@ async def get(conn: AsyncConnection, job_id: uuid.UUID) -> Any | None:
     return (await conn.execute(select(jobs).where(jobs.c.id == str(job_id)))).first()
 
 
-async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, offset: int) -> list[Any]:
+def page_query(task_id: uuid.UUID | None, limit: int, offset: int) -> Select[Any]:
     """Newest first; the id orders jobs created in the same instant, so pages are stable."""
     query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
     if task_id is not None:
         query = query.where(jobs.c.task_id == str(task_id))
-    return list((await conn.execute(query)).all())
+    return query
+
+
+async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, offset: int) -> list[Any]:
+    return list((await conn.execute(page_query(task_id, limit, offset))).all())
 
 
 async def active_for_task(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Connection, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import feedback, jobs, prompt_versions, tasks
@@ -24,10 +24,14 @@ class TaskStats:
     active_score: float | None = None
 
 
+def live(task_id: uuid.UUID) -> Select[Any]:
+    """The task, unless it does not exist or was deleted (deleted tasks are gone for the API)."""
+    return select(tasks).where(tasks.c.id == str(task_id), tasks.c.deleted.is_(False))
+
+
 async def get(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
     """A task that exists (deleted tasks are gone for the API)."""
-    query = select(tasks).where(tasks.c.id == str(task_id), tasks.c.deleted.is_(False))
-    return (await conn.execute(query)).first()
+    return (await conn.execute(live(task_id))).first()
 
 
 async def page(conn: AsyncConnection, limit: int, after: tuple[datetime, str] | None) -> list[Any]:
@@ -53,21 +57,25 @@ async def deleted_count(conn: AsyncConnection, key: str) -> int:
     return int(await conn.scalar(query) or 0)
 
 
-async def stats(conn: AsyncConnection, rows: Sequence[Any]) -> dict[str, TaskStats]:
-    """The live figures of ``rows``, in three queries whatever the page size."""
+def stats(conn: Connection, rows: Sequence[Any]) -> dict[str, TaskStats]:
+    """The live figures of ``rows``, in three queries whatever the page size.
+
+    Synchronous, so a route runs them with the task's own read in one trip
+    (``services/api/reads.py``); from an async connection: ``conn.run_sync(stats, rows)``.
+    """
     ids = [row.id for row in rows]
     if not ids:
         return {}
-    counts = await _counts(conn, ids)
-    last = await _last_jobs(conn, ids)
-    scores = await _active_scores(conn, ids)
+    counts = _counts(conn, ids)
+    last = _last_jobs(conn, ids)
+    scores = _active_scores(conn, ids)
     return {
         task_id: TaskStats(*counts.get(task_id, (0, 0)), last.get(task_id), scores.get(task_id))
         for task_id in ids
     }
 
 
-async def _counts(conn: AsyncConnection, ids: list[str]) -> dict[str, tuple[int, int]]:
+def _counts(conn: Connection, ids: list[str]) -> dict[str, tuple[int, int]]:
     since = func.sum(case((feedback.c.log_offset > tasks.c.last_job_cutoff, 1), else_=0))
     query = (
         select(feedback.c.task_id, func.count(), since)
@@ -75,19 +83,19 @@ async def _counts(conn: AsyncConnection, ids: list[str]) -> dict[str, tuple[int,
         .where(feedback.c.task_id.in_(ids), feedback.c.source != "seed")
         .group_by(feedback.c.task_id)
     )
-    return {task_id: (int(n), int(s or 0)) for task_id, n, s in (await conn.execute(query)).all()}
+    return {task_id: (int(n), int(s or 0)) for task_id, n, s in conn.execute(query).all()}
 
 
-async def _last_jobs(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
+def _last_jobs(conn: Connection, ids: list[str]) -> dict[str, Any]:
     order = (jobs.c.created_at.desc(), jobs.c.id.desc())
     rank = func.row_number().over(partition_by=jobs.c.task_id, order_by=order).label("rank")
     ranked = select(jobs, rank).where(jobs.c.task_id.in_(ids)).subquery()
-    rows = (await conn.execute(select(ranked).where(ranked.c.rank == 1))).all()
+    rows = conn.execute(select(ranked).where(ranked.c.rank == 1)).all()
     return {row.task_id: row for row in rows}
 
 
-async def _active_scores(conn: AsyncConnection, ids: list[str]) -> dict[str, float | None]:
+def _active_scores(conn: Connection, ids: list[str]) -> dict[str, float | None]:
     query = select(prompt_versions.c.task_id, prompt_versions.c.eval_score).where(
         prompt_versions.c.task_id.in_(ids), prompt_versions.c.status == "active"
     )
-    return {task_id: score for task_id, score in (await conn.execute(query)).all()}
+    return {task_id: score for task_id, score in conn.execute(query).all()}

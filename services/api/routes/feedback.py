@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api import domain, idempotency, views
-from services.api.deps import IngestKey, ReadKey, ReadModel, RequestId, WriterDep
+from services.api.deps import IngestKey, ReadKey, ReadModel, Reads, RequestId, WriterDep
 from services.api.idempotency import IdempotencyKey
 from services.api.pagination import Limit, Offset
 from services.api.problems import ProblemError, invalid, problem_type
@@ -52,6 +52,7 @@ async def record_feedback(
     key: IngestKey,
     body: FeedbackCreate,
     db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     rid: RequestId,
     response: Response,
@@ -70,16 +71,17 @@ async def record_feedback(
             _check_same(first, body.model_dump(mode="json"))
             response.headers[REPLAYED] = "true"
             return FeedbackResponse.from_row(first)
-    async with db.connect() as conn:
-        task = await views.existing_task(conn, body.task_id)
+    task = await reads.run(lambda conn: views.live_task_in(conn, body.task_id))
     mismatch = domain.input_mismatch(task.settings.get("input_schema"), body.inputs)
     if mismatch:
         raise invalid(mismatch)
-    await writer.write(rid, FeedbackRecorded(feedback_id=feedback_id, **body.model_dump()))
+    [written] = await writer.write(rid, FeedbackRecorded(feedback_id=feedback_id, **body.model_dump()))
+    if keyed is None:
+        # A fresh id: the row the projector applied is this event, field for field.
+        return FeedbackResponse.recorded(written)
     async with db.connect() as conn:
         row = await feedback.get(conn, feedback_id)
-    if keyed is not None:
-        _check_same(row, body.model_dump(mode="json"))  # a racing attempt with another body may have won
+    _check_same(row, body.model_dump(mode="json"))  # a racing attempt with another body may have won
     return FeedbackResponse.from_row(row)
 
 

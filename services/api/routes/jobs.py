@@ -22,6 +22,7 @@ from services.api.deps import (
     ContextDep,
     ReadKey,
     ReadModel,
+    Reads,
     RequestId,
     SettingsDep,
     WriterDep,
@@ -62,14 +63,15 @@ def _example(value: object) -> dict[str, Any]:
 )
 async def list_jobs(
     _: ReadKey,
-    db: ReadModel,
+    reads: Reads,
     task_id: Annotated[uuid.UUID | None, Query(description="Filter by task ID")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[JobResponse]:
     """List optimization jobs, optionally filtered by task. Returns newest jobs first."""
-    async with db.connect() as conn:
-        return [JobResponse.from_row(row) for row in await jobs.page(conn, task_id, limit, offset)]
+    query = jobs.page_query(task_id, limit, offset)
+    rows = await reads.run(lambda conn: conn.execute(query).all())
+    return [JobResponse.from_row(row) for row in rows]
 
 
 @router.get(

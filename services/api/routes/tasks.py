@@ -14,7 +14,16 @@ from cryptography.fernet import Fernet
 from fastapi import APIRouter, Response
 
 from services.api import domain, views
-from services.api.deps import AdminKey, FernetDep, ReadKey, ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import (
+    AdminKey,
+    FernetDep,
+    ReadKey,
+    ReadModel,
+    Reads,
+    RequestId,
+    SettingsDep,
+    WriterDep,
+)
 from services.api.pagination import Cursor, InvalidCursor, Limit, decode_cursor, encode_cursor
 from services.api.problems import ProblemError, conflict, invalid, not_found
 from services.api.queries import tasks
@@ -88,9 +97,8 @@ async def list_tasks(_: ReadKey, db: ReadModel, limit: Limit = 50, cursor: Curso
 
 
 @router.get("/{task_id}", responses=problem_responses(401, 404, 422))
-async def get_task(_: ReadKey, task_id: uuid.UUID, db: ReadModel) -> TaskResponse:
-    async with db.connect() as conn:
-        return await views.task_view(conn, task_id)
+async def get_task(_: ReadKey, task_id: uuid.UUID, reads: Reads) -> TaskResponse:
+    return await reads.run(lambda conn: views.task_view_in(conn, task_id))
 
 
 @router.patch("/{task_id}", responses=problem_responses(401, 404, 422, 503, 504))

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from services.api.schemas.common import FieldErrorOut, Problem, UtcDateTime
-from shared.events.feedback import FeedbackSource
+from shared.events.envelope import Envelope
+from shared.events.feedback import FeedbackRecorded, FeedbackSource
 
 
 class FeedbackCreate(BaseModel):
@@ -70,6 +71,20 @@ class FeedbackResponse(BaseModel):
     @classmethod
     def from_row(cls, row: Any) -> FeedbackResponse:
         return cls.model_validate({name: getattr(row, name) for name in cls.model_fields})
+
+    @classmethod
+    def recorded(cls, envelope: Envelope) -> FeedbackResponse:
+        """The answer from the event as appended, equal to :meth:`from_row` of the row it becomes.
+
+        The projector stores exactly the event's fields, its ``feedback_id`` as ``id`` and
+        the envelope's ``time`` as ``created_at`` (``services/projector/handlers.py``
+        ``on_feedback``), so the writer need not read its own write back.
+        """
+        event = envelope.data
+        if not isinstance(event, FeedbackRecorded):
+            raise TypeError(f"{envelope.type} is not a recorded feedback")
+        values = event.model_dump(include=set(cls.model_fields) - {"id", "created_at"})
+        return cls.model_validate({**values, "id": event.feedback_id, "created_at": envelope.time})
 
 
 class SeedLineError(BaseModel):

@@ -59,6 +59,28 @@ async def test_feedback_is_recorded_counted_and_listed_newest_first(api: Api) ->
         assert_problem(await api.client.get("/api/v1/feedback", params=params), 422)
 
 
+async def test_the_answer_to_a_write_is_byte_for_byte_what_reading_it_back_returns(api: Api) -> None:
+    """The 201 is built from the event the API appended, not read back; the read model must agree."""
+    task = await _task(api)
+    bodies = [
+        _feedback(task["id"]),
+        _feedback(task["id"], score=1, source="auto_eval", metadata={}),
+        _feedback(
+            task["id"],
+            inputs={"ticket": "Ünïcödé ✓ 💥", "n": 2**53 + 1, "x": [0.1, -0.0, 1e-7, None, True]},
+            output="",
+            score=0,
+            source="user_rating",
+            metadata={"nested": {"z": 1, "a": [{"b": "c"}]}, "": "empty key"},
+        ),
+    ]
+    for body in bodies:
+        written = await api.client.post("/api/v1/feedback", json=body)
+        assert written.status_code == 201, written.text
+        listed = await api.client.get("/api/v1/feedback", params={"task_id": task["id"], "limit": 1})
+        assert listed.content == b"[" + written.content + b"]"
+
+
 async def test_inputs_must_match_the_task_schema_exactly(api: Api) -> None:
     task = await _task(api, schema_json=["ticket", "lang"])
     missing = await api.client.post("/api/v1/feedback", json=_feedback(task["id"]))
