@@ -53,8 +53,10 @@ def make_engine(url: str, pool_size: int | None = None) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
 
 
-def sqlite_twin(engine: AsyncEngine) -> Engine | None:
+def sqlite_twin(engine: AsyncEngine, *, read_only: bool = False) -> Engine | None:
     """A synchronous pysqlite engine on the same SQLite file as ``engine``; ``None`` for other databases.
+
+    ``read_only``: its connections are ``query_only`` (the API's reads never write).
 
     Same pragmas (WAL, busy timeout), the same data-error mapping and hidden parameters as
     :func:`make_engine`'s, so a statement behaves and fails the same through either. An
@@ -75,8 +77,14 @@ def sqlite_twin(engine: AsyncEngine) -> Engine | None:
     event.listen(twin, "connect", _transactions_by_sqlalchemy)
     event.listen(twin, "begin", _explicit_begin)
     event.listen(twin, "handle_error", _sqlite_data_error)
+    if read_only:
+        event.listen(twin, "connect", _query_only)
     tracing.instrument_engine(twin)  # its statements are spans like the async engine's (when on)
     return twin
+
+
+def _query_only(dbapi_connection: Any, _record: object) -> None:
+    dbapi_connection.execute("PRAGMA query_only=ON")
 
 
 def _transactions_by_sqlalchemy(dbapi_connection: Any, _record: object) -> None:
@@ -101,18 +109,27 @@ class Transactions:
     held open over several calls (:meth:`held`) stays on the thread that began it.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, read_only: bool = False, thread_name: str = "readmodel-transactions"
+    ) -> None:
         self.engine = engine
+        self.read_only = read_only
+        self._thread_name = thread_name
         self._twin: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._direct = not _on_sqlite_file(engine)
 
     @property
+    def one_trip(self) -> bool:
+        """Whether :meth:`run` makes one trip to a thread (a SQLite file) rather than driver calls."""
+        return not self._direct
+
+    @property
     def twin(self) -> Engine | None:
         """The pysqlite engine the worker thread uses (made on first use); ``None`` off SQLite files."""
         if self._twin is None and not self._direct:
-            self._twin = sqlite_twin(self.engine)
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="readmodel-transactions")
+            self._twin = sqlite_twin(self.engine, read_only=self.read_only)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
         return self._twin
 
     async def run(self, work: Callable[[Connection], T]) -> T:
