@@ -43,16 +43,19 @@ PROJECTOR_RECORDS = Counter(
     "Log records folded into the read model (dead-lettered ones included: their offset is passed).",
 )
 PROJECTOR_BATCHES = Counter("kaizen_projector_batches", "Batches committed to the read model.")
-PROJECTOR_DEAD_LETTERS = Counter(
-    "kaizen_projector_dead_letters",
-    "Records the projector dead-lettered: undecodable, or refused by the database.",
-    ["reason"],
-)
 PROJECTOR_LAG = Gauge(
     "kaizen_projector_lag_records",
     "Records of a partition not yet folded: its high watermark at the last fetch minus the next "
     "offset to fold, measured after each batch.",
     ["topic", "partition"],
+)
+
+# -- Stored-offset consumers (projector, optimizer, PR publisher) ------------------------
+DEAD_LETTERS = Counter(
+    "kaizen_dead_letters",
+    "Records a consumer (projector, optimizer, pr_publisher) dead-lettered and passed, by reason: "
+    "undecodable, or refused by its database.",
+    ["consumer", "reason"],
 )
 
 # -- Optimizer ----------------------------------------------------------------------------

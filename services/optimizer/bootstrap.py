@@ -47,7 +47,7 @@ async def run_optimizer(
     store = StateStore(engine)
     await store.create()
     events = EventLog(bootstrap, topics, client_id=SERVICE_NAME)
-    trigger = Trigger(store, events)
+    trigger = Trigger(store, events, group)
     instance = instance_name(SERVICE_NAME)
     runner = JobRunner(
         store,

@@ -1,20 +1,29 @@
-"""Applying a batch of task events to the optimizer's state, and emitting its decisions."""
+"""Applying a batch of task events to the optimizer's state, and emitting its decisions.
+
+The per-record work of the shared batch-fold loop (``shared.kafka.batch_fold``): the loop
+runs it in one transaction with the next offset, bisects a batch whose data the store
+refuses (the poison record is dead-lettered, the rest folded) and appends the decisions of
+the kept records once, before the commit.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.optimizer import domain
+from services.optimizer import GROUP, SERVICE_NAME, domain
 from services.optimizer.adapters import StateStore, examples
 from services.optimizer.handlers import HANDLERS, Ctx
 from shared import logcontext, tracing
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
 from shared.events.jobs import JobRequested
+from shared.kafka.batch_fold import BatchFold, OnAsyncConnection
 from shared.kafka.consumer import Delivery
 from shared.kafka.producer import EventLog
 
@@ -23,68 +32,87 @@ log = logging.getLogger(__name__)
 SOURCE = "optimizer"
 
 
-class Trigger:
-    """Folds deliveries into the state store and appends the events it decides."""
+@dataclass(frozen=True)
+class Cancelled:
+    """A job whose cancellation was folded: an effect for the runner, kept only if its record is."""
 
-    def __init__(self, store: StateStore, events: EventLog) -> None:
+    job_id: uuid.UUID
+
+
+#: What a fold step hands back to the loop: decisions to append, cancellations to pass on.
+Effect = Envelope | Cancelled
+
+
+class Trigger:
+    """Folds deliveries into the state store and appends the events it decides.
+
+    ``group``: the consumer group, named in the dead letters' ``kaizen.group`` header
+    (by default the deployment's optimizer group).
+    """
+
+    def __init__(self, store: StateStore, events: EventLog, group: str | None = None) -> None:
         self.store = store
         self.events = events
-        #: Jobs whose cancellation was folded in the last batch, for the runner.
+        #: Jobs whose cancellation was folded since the runner last took them.
         self.cancelled: set[uuid.UUID] = set()
+        self.loop: BatchFold[Effect] = BatchFold(
+            OnAsyncConnection(store.engine, self._fold, store),
+            consumer=SERVICE_NAME,
+            what="trigger fold",
+            group=group if group is not None else events.topics.group(GROUP),
+            dead_letters=events,
+            emit=self._emit,
+        )
 
     async def apply(self, deliveries: list[Delivery]) -> None:
-        if not deliveries:
-            return
-        async with self.store.engine.begin() as conn:
-            emitted: list[Envelope] = []
-            for d in deliveries:
-                env = d.envelope
-                if env is None or env.task_id is None:
-                    continue
-                event = await _first_sightings(conn, env.task_id, env.data, d.offset)
-                if event is None:
-                    continue  # a copy of feedback counted at its first offset
-                state, settings = await StateStore.task(conn, env.task_id)
-                ctx = Ctx(
-                    conn,
-                    env,
-                    d.partition,
-                    d.offset,
-                    domain.evolve(state, event, d.offset),
-                    settings,
-                    self.cancelled,
-                )
-                handler = HANDLERS.get(type(event))
-                with logcontext.of_envelope(env), tracing.handling(d):
-                    decided = await handler(ctx, event) if handler else []
-                    for job in (e for e in decided if isinstance(e, JobRequested)):
-                        log.info(
-                            "job %s requested (%s)",
-                            job.job_id,
-                            job.triggered_by,
-                            extra={"job_id": job.job_id},
-                        )
-                        # The job's trace continues the event that requested it (docs/operations.md).
-                        tracing.remember(job.job_id)
-                    # Decisions are appended after the batch, each in the trace of its cause.
-                    traceparent = tracing.current_traceparent()
-                emitted += [
-                    Envelope.wrap(
-                        e,
-                        source=SOURCE,
-                        causation=env,
-                        id=derive_id("decision", env.id, i),
-                        traceparent=traceparent,
+        await self.loop.apply(deliveries)
+
+    async def _emit(self, effects: list[Effect]) -> None:
+        decided = [e for e in effects if isinstance(e, Envelope)]
+        if decided:
+            # Acknowledged before the state commits: a crash in between re-derives
+            # the same events (same ids) on redelivery; consumers dedupe them.
+            await self.events.append_all(decided)
+        self.cancelled |= {e.job_id for e in effects if isinstance(e, Cancelled)}
+
+    async def _fold(self, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> list[Effect]:
+        effects: list[Effect] = []
+        for d in deliveries:
+            env = d.envelope
+            if env is None or env.task_id is None:
+                continue
+            event = await _first_sightings(conn, env.task_id, env.data, d.offset)
+            if event is None:
+                continue  # a copy of feedback counted at its first offset
+            state, settings = await StateStore.task(conn, env.task_id)
+            cancelled: set[uuid.UUID] = set()
+            ctx = Ctx(
+                conn, env, d.partition, d.offset, domain.evolve(state, event, d.offset), settings, cancelled
+            )
+            handler = HANDLERS.get(type(event))
+            with logcontext.of_envelope(env), tracing.handling(d):
+                decided = await handler(ctx, event) if handler else []
+                for job in (e for e in decided if isinstance(e, JobRequested)):
+                    log.info(
+                        "job %s requested (%s)", job.job_id, job.triggered_by, extra={"job_id": job.job_id}
                     )
-                    for i, e in enumerate(decided)
-                ]
-                await StateStore.save_task(conn, ctx.state, ctx.settings, d.partition)
-            if emitted:
-                # Acknowledged before the state commits: a crash in between re-derives
-                # the same events (same ids) on redelivery; consumers dedupe them.
-                await self.events.append_all(emitted)
-            last = deliveries[-1]
-            await self.store.save(conn, last.topic, last.partition, last.offset + 1)
+                    # The job's trace continues the event that requested it (docs/operations.md).
+                    tracing.remember(job.job_id)
+                # Decisions are appended after the batch, each in the trace of its cause.
+                traceparent = tracing.current_traceparent()
+            effects += [
+                Envelope.wrap(
+                    e,
+                    source=SOURCE,
+                    causation=env,
+                    id=derive_id("decision", env.id, i),
+                    traceparent=traceparent,
+                )
+                for i, e in enumerate(decided)
+            ]
+            effects += [Cancelled(job_id) for job_id in sorted(cancelled)]
+            await StateStore.save_task(conn, ctx.state, ctx.settings, d.partition)
+        return effects
 
 
 async def _first_sightings(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Never
 
 from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.pr_publisher import GROUP, SERVICE_NAME
 from services.pr_publisher.git_hosts import DEFAULT_ALLOWLIST
@@ -16,6 +19,7 @@ from services.pr_publisher.state import PublisherState
 from shared import metrics
 from shared.events.topics import Topics
 from shared.git_policy import Origin
+from shared.kafka.batch_fold import BatchFold, OnAsyncConnection
 from shared.kafka.consumer import Delivery, EventConsumer, act_when_caught_up
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
@@ -26,19 +30,32 @@ log = logging.getLogger(__name__)
 
 
 class Fold:
-    def __init__(self, state: PublisherState) -> None:
+    """Folds deliveries into the publisher's state (the handlers), through the shared batch-fold loop.
+
+    A record whose data the state refuses goes to the dead-letter topic of ``events``
+    (``group`` in its ``kaizen.group`` header) and the rest of its batch is folded.
+    """
+
+    def __init__(self, state: PublisherState, events: EventLog, group: str) -> None:
         self.state = state
+        self.loop: BatchFold[Never] = BatchFold(
+            OnAsyncConnection(state.engine, _fold, state),
+            consumer=SERVICE_NAME,
+            what="publisher fold",
+            group=group,
+            dead_letters=events,
+        )
 
     async def apply(self, deliveries: list[Delivery]) -> None:
-        if not deliveries:
-            return
-        async with self.state.engine.begin() as conn:
-            for d in deliveries:
-                handler = HANDLERS.get(type(d.envelope.data)) if d.envelope else None
-                if handler is not None and d.envelope is not None:
-                    await handler(Ctx(conn, d.envelope, d.partition), d.envelope.data)
-            last = deliveries[-1]
-            await self.state.save(conn, last.topic, last.partition, last.offset + 1)
+        await self.loop.apply(deliveries)
+
+
+async def _fold(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> list[Never]:
+    for d in deliveries:
+        handler = HANDLERS.get(type(d.envelope.data)) if d.envelope else None
+        if handler is not None and d.envelope is not None:
+            await handler(Ctx(conn, d.envelope, d.partition), d.envelope.data)
+    return []
 
 
 async def run_publisher(
@@ -72,7 +89,7 @@ async def run_publisher(
         topics=[topics.tasks],
         group_id=group,
         events=events,
-        handler=loops.track("consume").around(Fold(state).apply),
+        handler=loops.track("consume").around(Fold(state, events, group).apply),
         offsets=state,
     )
     spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance)

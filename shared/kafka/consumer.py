@@ -2,11 +2,12 @@
 
 Two ways to track progress:
 
-- **stored offsets** (projector, optimizer state): the handler writes the next offset
-  in the same transaction as its effects; on assignment the loop seeks to them, so a
-  redelivered record is never applied twice and a killed process resumes exactly.
-- **committed offsets** (PR publisher): the loop commits after the handler returned,
-  so every record is processed at least once; effects are idempotent by ``job_id``.
+- **stored offsets** (projector, optimizer, PR publisher: ``shared.kafka.batch_fold``):
+  the handler writes the next offset in the same transaction as its effects; on
+  assignment the loop seeks to them, so a redelivered record is never applied twice and
+  a killed process resumes exactly.
+- **committed offsets**: the loop commits after the handler returned, so every record is
+  processed at least once; the handler's effects must be idempotent.
 
 A record that cannot be decoded goes to the dead-letter topic with its reason, and the
 consumer moves on. Poisoned records still reach the handler as a :class:`Delivery`

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -82,6 +82,18 @@ def _rows(following: dict[tuple[str, int], int]) -> list[dict[str, Any]]:
 
 
 def local_state_engine(path: Path) -> AsyncEngine:
-    """The SQLite database of a service's local state (one file per instance)."""
+    """The SQLite database of a service's local state (one file per instance).
+
+    Like the read model's engines: an error's text never carries the values bound
+    (``hide_parameters``), and a value sqlite3 cannot bind (an integer beyond 64 bits, a
+    lone surrogate) is the ``DataError`` PostgreSQL would raise, so the batch-fold loop
+    dead-letters its record as refused data instead of crashing on it.
+    """
+    from shared.readmodel.db import sqlite_data_error  # here: the read model's tables import this module
+
     ensure_private_file(path)
-    return create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 30})
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 30}, hide_parameters=True
+    )
+    event.listen(engine.sync_engine, "handle_error", sqlite_data_error)
+    return engine

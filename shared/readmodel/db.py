@@ -47,7 +47,7 @@ def make_engine(url: str, pool_size: int | None = None) -> AsyncEngine:
             ensure_private_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "handle_error", _sqlite_data_error)
+        event.listen(engine.sync_engine, "handle_error", sqlite_data_error)
         return engine
     pool = {"pool_size": 10, "max_overflow": 10} | pool
     return create_async_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
@@ -76,7 +76,7 @@ def sqlite_twin(engine: AsyncEngine, *, read_only: bool = False) -> Engine | Non
     event.listen(twin, "connect", _sqlite_pragmas)
     event.listen(twin, "connect", _transactions_by_sqlalchemy)
     event.listen(twin, "begin", _explicit_begin)
-    event.listen(twin, "handle_error", _sqlite_data_error)
+    event.listen(twin, "handle_error", sqlite_data_error)
     if read_only:
         event.listen(twin, "connect", _query_only)
     tracing.instrument_engine(twin)  # its statements are spans like the async engine's (when on)
@@ -206,7 +206,7 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
-def _sqlite_data_error(context: ExceptionContext) -> DataError | None:
+def sqlite_data_error(context: ExceptionContext) -> DataError | None:
     """Raise a value sqlite3 cannot bind as the ``DataError`` PostgreSQL would give."""
     original = context.original_exception
     if context.sqlalchemy_exception is not None or not isinstance(original, _SQLITE_DATA_ERRORS):
@@ -293,5 +293,6 @@ __all__ = [
     "drop_schema",
     "make_engine",
     "refused_data",
+    "sqlite_data_error",
     "sqlite_twin",
 ]

@@ -112,7 +112,7 @@ def _assert_projector(url: str) -> None:
     assert total(text, "kaizen_projector_batches_total") > 0
     assert "# TYPE kaizen_projector_lag_records gauge" in text
     assert 'kaizen_projector_lag_records{partition="' in text
-    assert "# TYPE kaizen_projector_dead_letters_total counter" in text
+    assert "# TYPE kaizen_dead_letters_total counter" in text
 
 
 def _assert_optimizer(url: str) -> None:

@@ -75,7 +75,7 @@ async def optimizer_fold(path: Path, history: list[Event]) -> list[Seen]:
     try:
         store = StateStore(engine)
         await store.create()
-        trigger = Trigger(store, cast(EventLog, Recorder()))
+        trigger = Trigger(store, cast(EventLog, Recorder()), "tests")
         after: list[Seen] = []
         for offset, event in enumerate(history):
             await trigger.apply([delivery(event, offset)])
@@ -145,7 +145,7 @@ async def publisher_fold(path: Path, history: list[Event]) -> tuple[list[Seen], 
     try:
         state = PublisherState(engine)
         await state.create()
-        fold, after = Fold(state), []
+        fold, after = Fold(state, cast(EventLog, Recorder()), "tests"), []
         for offset, event in enumerate(history):
             await fold.apply([delivery(event, offset)])
             after.append(await publisher_seen(state))
@@ -257,7 +257,9 @@ async def test_a_publisher_state_of_an_older_fold_is_emptied_so_the_log_is_folde
             assert await conn.scalar(text("SELECT count(*) FROM offsets")) == 0  # read from the start
         assert "active_versions" not in tables and {"fold_version", "versions", "imports"} <= tables
         # The refold works on the new tables.
-        await Fold(state).apply([delivery(create(0, 5), 0), delivery(tk.TaskDeleted(task_id=TASK), 1)])
+        await Fold(state, cast(EventLog, Recorder()), "tests").apply(
+            [delivery(create(0, 5), 0), delivery(tk.TaskDeleted(task_id=TASK), 1)]
+        )
         assert (await publisher_seen(state)).life is TaskLife.DELETED
     finally:
         await engine.dispose()
@@ -270,7 +272,7 @@ async def test_a_publisher_state_of_the_current_fold_is_kept_across_restarts(tmp
         try:
             state = PublisherState(engine)
             await state.create()
-            await Fold(state).apply([delivery(create(0, 5), 0)])
+            await Fold(state, cast(EventLog, Recorder()), "tests").apply([delivery(create(0, 5), 0)])
         finally:
             await engine.dispose()
     engine = local_state_engine(path)

@@ -136,7 +136,7 @@ async def fold_into(path: Path, batches: list[list[Delivery]]) -> tuple[TaskStat
         store = StateStore(engine)
         await store.create()
         log = Recorder()
-        trigger = Trigger(store, cast(EventLog, log))
+        trigger = Trigger(store, cast(EventLog, log), "tests")
         for batch in batches:
             await trigger.apply(batch)
         async with engine.connect() as conn:
