@@ -117,13 +117,13 @@ async def current_key(
     """The active key presented in ``X-API-Key``, checked on every request."""
     if not presented:
         raise _unauthorized("Missing API key", "send an API key in the X-API-Key header")
-    record = await _active_key(context, hash_key(presented)) if is_well_formed(presented) else None
+    record = await active_key(context, hash_key(presented)) if is_well_formed(presented) else None
     if record is None:
         raise _unauthorized("Invalid or revoked API key", "the X-API-Key is not an active API key")
     return record
 
 
-async def _active_key(context: ContextDep, digest: str) -> KeyRecord | None:
+async def active_key(context: ContextDep, digest: str) -> KeyRecord | None:
     """From the in-memory key ring when it follows the log, else from the read model.
 
     A hash the ring does not know is looked up in the read model too: a key created
@@ -179,4 +179,4 @@ AdminKey = Annotated[KeyRecord, Depends(ROLE_CHECKS["admin"])]
 
 async def still_active(context: ApiContext, key: KeyRecord) -> bool:
     """Whether ``key`` is still active: what a long-lived response re-checks as it runs."""
-    return await _active_key(context, key.key_hash) is not None
+    return await active_key(context, key.key_hash) is not None

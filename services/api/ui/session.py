@@ -23,7 +23,7 @@ from typing import Annotated
 from cryptography.fernet import Fernet, InvalidToken
 from fastapi import Depends, Form, Request, Response
 
-from services.api.deps import ROLE_CHECKS, ApiContext, ContextDep, _active_key
+from services.api.deps import ROLE_CHECKS, ApiContext, ContextDep, active_key
 from services.api.keyring import KeyRecord
 from services.api.problems import ProblemError
 
@@ -101,7 +101,7 @@ def set_cookie(response: Response, name: str, value: str, secure: bool, max_age:
 async def active_reader(context: ApiContext, key_hash: str) -> KeyRecord:
     """The key of ``key_hash`` if it is active and may read (the API's own checks)."""
     # The API's lookup itself (key ring, else read model): a revoked key is refused the same way.
-    record = await _active_key(context, key_hash)
+    record = await active_key(context, key_hash)
     if record is None:
         raise SignInRequired("Your API key was revoked or is unknown. Sign in with an active key.")
     try:
