@@ -212,13 +212,15 @@ class Writer:
         return [Envelope.wrap(e, source=SERVICE_NAME, correlation_id=request_id) for e in events]
 
     async def _append(self, envelopes: list[Envelope]) -> list[Position]:
-        # Checked here: the producer would refuse it only after a round trip, looking like an outage.
-        for envelope in envelopes:
-            if (size := len(codec.encode(envelope))) > MAX_EVENT_BYTES:
-                raise EventTooLarge(envelope.type, size)
+        # ``append_all`` refuses an oversized event (``EventTooLarge``, a 413) before it sends
+        # anything, encoding each envelope once. Only a write that will not reach it checks
+        # here, so a body that can never fit is a 413 even while Kafka is down, not a 503.
         if self.broker is None:
             return await self.events.append_all(envelopes)
         if self.broker.known_down:
+            for envelope in envelopes:
+                if (size := len(codec.encode(envelope))) > MAX_EVENT_BYTES:
+                    raise EventTooLarge(envelope.type, size)
             raise KafkaKnownDown("Kafka is known to be unreachable; the write was not attempted")
         try:
             positions = await self.events.append_all(envelopes)

@@ -136,6 +136,22 @@ async def test_a_write_while_kafka_is_known_down_is_503_with_retry_after_without
     assert elapsed < 10 / 2, f"the 503 took {elapsed:.1f} s: it waited for the broker"
 
 
+async def test_a_write_that_can_never_fit_a_record_is_413_even_while_kafka_is_known_down(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with (
+        silent_broker() as bootstrap,
+        running_app(tmp_path, db_url, bootstrap) as app,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client,
+    ):
+        key = await new_key(db_url, "admin")
+        await until_known_down(app)
+        body = {"name": "big", "description": "x" * 1_000_000}  # under the body limit, over a record
+        response = await client.post("/api/v1/tasks", json=body, headers={"X-API-Key": key})
+
+    assert response.status_code == 413, response.text  # a retry could never succeed: not a 503
+
+
 async def test_readyz_is_503_while_kafka_is_down_but_livez_stays_200(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
