@@ -23,8 +23,9 @@ from shared import logcontext, tracing
 from shared.events.base import Event, derive_id
 from shared.events.envelope import Envelope
 from shared.events.jobs import JobRequested
-from shared.kafka.batch_fold import BatchFold, OnAsyncConnection
+from shared.kafka.batch_fold import BatchFold
 from shared.kafka.consumer import Delivery
+from shared.kafka.fold_transactions import OnAsyncConnection
 from shared.kafka.producer import EventLog
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,9 @@ from services.pr_publisher.state import PublisherState
 from shared import metrics
 from shared.events.topics import Topics
 from shared.git_policy import Origin
-from shared.kafka.batch_fold import BatchFold, OnAsyncConnection
+from shared.kafka.batch_fold import BatchFold
 from shared.kafka.consumer import Delivery, EventConsumer, act_when_caught_up
+from shared.kafka.fold_transactions import OnAsyncConnection
 from shared.kafka.offsets import local_state_engine
 from shared.kafka.producer import EventLog
 from shared.loops import Loops

@@ -27,8 +27,9 @@ from services.projector import SERVICE_NAME, adapters
 from services.projector.handlers import Fact, evolve, wanted
 from services.projector.view import RefusedValue
 from shared import metrics
-from shared.kafka.batch_fold import BatchFold, InWorkerThread
+from shared.kafka.batch_fold import BatchFold
 from shared.kafka.consumer import Delivery
+from shared.kafka.fold_transactions import InWorkerThread
 from shared.kafka.offsets import TableOffsets
 from shared.kafka.producer import EventLog
 from shared.readmodel.db import Transactions, refused_data

@@ -23,15 +23,15 @@ Records that could not be decoded (``Delivery.envelope is None``) were dead-lett
 the consumer already; the loop passes their offsets and counts them.
 
 The abstraction is :class:`FoldTransactions`: a transaction a batch can be folded in
-whole, or held open to fold parts of it in savepoints. Two implementations, because a
-fold step is one of two kinds:
+whole, or held open to fold parts of it in savepoints. Two implementations
+(``shared/kafka/fold_transactions.py``), because a fold step is one of two kinds:
 
-- :class:`InWorkerThread` — a synchronous step (``step(Connection, part)``) run through
+- ``InWorkerThread`` — a synchronous step (``step(Connection, part)``) run through
   :class:`shared.readmodel.db.Transactions`: the whole batch is one trip to a worker
   thread on a SQLite file (the projector; measured 2–4× better lag than a trip per
   statement). Such a step has no effects outside the database: it cannot await an
   append from inside the worker thread's trip, and the trip is why it is synchronous.
-- :class:`OnAsyncConnection` — an async step (``await step(AsyncConnection, part)``)
+- ``OnAsyncConnection`` — an async step (``await step(AsyncConnection, part)``)
   on an ``AsyncEngine`` (the optimizer and the publisher, whose handlers await their
   statements), which returns its effects.
 """
@@ -40,17 +40,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Generic, Never, Protocol, TypeVar
-
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from shared import metrics
 from shared.kafka.consumer import Delivery, dead_letter
-from shared.kafka.offsets import TableOffsets
 from shared.kafka.producer import EventLog
-from shared.readmodel.db import Transactions, refused_data
+from shared.readmodel.db import refused_data
 
 log = logging.getLogger(__name__)
 
@@ -176,110 +172,6 @@ def next_offsets(deliveries: Sequence[Delivery]) -> Following:
         key = (d.topic, d.partition)
         following[key] = max(following.get(key, 0), d.offset + 1)
     return following
-
-
-# -- a synchronous step, one worker-thread trip per batch ---------------------------------
-
-
-class InWorkerThread:
-    """:class:`FoldTransactions` for a synchronous step, through :class:`shared.readmodel.db.Transactions`."""
-
-    def __init__(
-        self,
-        transactions: Transactions,
-        step: Callable[[Connection, Sequence[Delivery]], None],
-        offsets: TableOffsets,
-    ) -> None:
-        self.transactions = transactions
-        self.step = step
-        self.offsets = offsets
-
-    async def whole(
-        self, batch: Sequence[Delivery], following: Following, before_commit: BeforeCommit[Never]
-    ) -> None:
-        def work(conn: Connection) -> None:
-            self.step(conn, batch)
-            self.offsets.store(conn, following)
-
-        await self.transactions.run(work)
-
-    @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[Savepoints[Never]]:
-        async with self.transactions.held() as held:
-            yield _ThreadSavepoints(held.run, self.step, self.offsets)
-
-
-class _ThreadSavepoints:
-    def __init__(
-        self,
-        run: Callable[[Callable[[Connection], None]], Awaitable[None]],
-        step: Callable[[Connection, Sequence[Delivery]], None],
-        offsets: TableOffsets,
-    ) -> None:
-        self.run, self.step, self.offsets = run, step, offsets
-
-    async def attempt(self, part: Sequence[Delivery]) -> list[Never]:
-        def in_savepoint(conn: Connection) -> None:
-            with conn.begin_nested():
-                self.step(conn, part)
-
-        await self.run(in_savepoint)
-        return []
-
-    async def store(self, following: Following) -> None:
-        await self.run(lambda conn: self.offsets.store(conn, following))
-
-
-# -- an async step on an AsyncConnection ---------------------------------------------------
-
-
-class OnAsyncConnection(Generic[E]):
-    """:class:`FoldTransactions` for an async step on ``engine``'s connections; the step returns its effects.
-
-    Build ``engine`` with ``shared.kafka.offsets.local_state_engine`` (or ``make_engine``):
-    they raise a value sqlite3 cannot bind as a ``DataError``, so such a record is refused
-    data here, not a crash.
-    """
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        step: Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[list[E]]],
-        offsets: TableOffsets,
-    ) -> None:
-        self.engine = engine
-        self.step = step
-        self.offsets = offsets
-
-    async def whole(
-        self, batch: Sequence[Delivery], following: Following, before_commit: BeforeCommit[E]
-    ) -> None:
-        async with self.engine.begin() as conn:
-            effects = await self.step(conn, batch)
-            await self.offsets.save_all(conn, following)
-            await before_commit(effects)
-
-    @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[Savepoints[E]]:
-        async with self.engine.begin() as conn:
-            yield _AsyncSavepoints(conn, self.step, self.offsets)
-
-
-class _AsyncSavepoints(Generic[E]):
-    def __init__(
-        self,
-        conn: AsyncConnection,
-        step: Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[list[E]]],
-        offsets: TableOffsets,
-    ) -> None:
-        self.conn, self.step, self.offsets = conn, step, offsets
-
-    async def attempt(self, part: Sequence[Delivery]) -> list[E]:
-        async with self.conn.begin_nested():
-            return await self.step(self.conn, part)
-
-    async def store(self, following: Following) -> None:
-        await self.offsets.save_all(self.conn, following)
 
 
 # -- bisection ------------------------------------------------------------------------------

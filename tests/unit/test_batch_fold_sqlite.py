@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.kafka.batch_fold import BatchFold, FoldTransactions, InWorkerThread, OnAsyncConnection
+from shared.kafka.batch_fold import BatchFold, FoldTransactions
 from shared.kafka.consumer import Delivery
+from shared.kafka.fold_transactions import InWorkerThread, OnAsyncConnection
 from shared.kafka.offsets import TableOffsets, local_state_engine, offsets_table
 from shared.kafka.producer import EventLog
 from shared.readmodel.db import Transactions, make_engine
