@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import Header
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api import domain
 from services.api.keyring import KeyRecord
@@ -32,6 +32,8 @@ from services.api.problems import ProblemError
 from shared.readmodel.tables import feedback
 
 HEADER = "Idempotency-Key"
+#: Tells a client the answer is the first attempt's, read back from the read model.
+REPLAYED = "Idempotent-Replayed"
 #: Ids per ``IN (…)``: far below SQLite's and PostgreSQL's bound-parameter limits.
 LOOKUP_CHUNK = 500
 
@@ -88,3 +90,11 @@ def reused(where: Sequence[int | str] = ()) -> ProblemError:
     if where:
         detail += f" (different: {', '.join(str(w) for w in where[:20])})"
     return ProblemError(422, detail, title="Idempotency key reused", slug="idempotency-key-reused")
+
+
+async def check_written(db: AsyncEngine, items: dict[str, dict[str, Any]]) -> None:
+    """After a keyed write: a racing attempt with another body may have written an id first."""
+    async with db.connect() as conn:
+        rows = await feedback_rows(conn, [uuid.UUID(i) for i in items])
+    if any(stored_fingerprint(row) != domain.fingerprint(items[i]) for i, row in rows.items()):
+        raise reused()

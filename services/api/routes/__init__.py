@@ -6,7 +6,17 @@ from fastapi import APIRouter, Depends
 
 from services.api import API_PREFIX
 from services.api.deps import current_key
-from services.api.routes import feedback, health, jobs, keys, optimize, prompts, tasks, webhooks
+from services.api.routes import (
+    feedback,
+    feedback_batch,
+    health,
+    jobs,
+    keys,
+    optimize,
+    prompts,
+    tasks,
+    webhooks,
+)
 from services.api.schemas.common import problem_responses
 from services.api.storable import refuse_unstorable_text
 
@@ -23,7 +33,7 @@ for module in (keys, tasks, feedback, jobs, prompts, optimize, webhooks):
 api_router.include_router(authenticated)
 # The batch judges unstorable text item by item: one bad item must not sink the others.
 api_router.include_router(
-    feedback.batch_router, dependencies=[Depends(current_key)], responses=problem_responses(403)
+    feedback_batch.batch_router, dependencies=[Depends(current_key)], responses=problem_responses(403)
 )
 
 __all__ = ["api_router", "health"]
