@@ -22,7 +22,8 @@ from shared.kafka.offsets import TableOffsets, offsets_table
 
 #: Raise when the fold keeps something it did not keep before: older stores are refolded.
 #: 2: a task's state keeps its deletion, its versions' statuses and ``accepted_at`` (ADR 0006).
-FOLD_VERSION = 2
+#: 3: every version's text, in ``prompt_texts`` (before: the 20 newest, in the task's settings).
+FOLD_VERSION = 3
 
 metadata = MetaData()
 
@@ -60,6 +61,14 @@ jobs = Table(
     Column("phase", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("cancel_requested", Boolean, nullable=False),
+)
+#: Every accepted version's text: an activation, of however old a draft, names its baseline.
+prompt_texts = Table(
+    "prompt_texts",
+    metadata,
+    Column("version_id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("text", Text, nullable=False),
 )
 
 
@@ -99,6 +108,20 @@ class StateStore(TableOffsets):
     @staticmethod
     async def add_example(conn: AsyncConnection, **values: Any) -> None:
         await conn.execute(sqlite.insert(examples).values(**values).on_conflict_do_nothing())
+
+    @staticmethod
+    async def add_prompt_text(
+        conn: AsyncConnection, version_id: uuid.UUID, task_id: uuid.UUID, text: str
+    ) -> None:
+        """The first text stored for a version id stays (a copy of the event changes nothing)."""
+        values = {"version_id": str(version_id), "task_id": str(task_id), "text": text}
+        await conn.execute(sqlite.insert(prompt_texts).values(**values).on_conflict_do_nothing())
+
+    @staticmethod
+    async def prompt_text(conn: AsyncConnection, version_id: uuid.UUID) -> str | None:
+        query = select(prompt_texts.c.text).where(prompt_texts.c.version_id == str(version_id))
+        value = await conn.scalar(query)
+        return str(value) if value is not None else None
 
     @staticmethod
     async def add_job(conn: AsyncConnection, **values: Any) -> None:

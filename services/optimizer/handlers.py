@@ -139,24 +139,20 @@ async def on_cancel_requested(ctx: Ctx, e: jb.JobCancelRequested) -> list[Event]
     return []
 
 
-# The baseline of a job is the task's active prompt; remember recent versions' texts
-# so an activation can name its text (older versions are rarely activated).
-RECENT_VERSIONS = 20
+# The baseline of a job is the task's active prompt: every version's text is kept, so an
+# activation of any of them, however old, names its text.
 
 
 async def on_version_created(ctx: Ctx, e: prompts.PromptVersionCreated) -> list[Event]:
-    if not _accepted(ctx):
-        return []  # a copy of a version: the first text stays
-    recent = dict(ctx.settings.get("_versions") or {})
-    recent[str(e.prompt_version_id)] = e.prompt_text
-    ctx.settings = {**ctx.settings, "_versions": dict(list(recent.items())[-RECENT_VERSIONS:])}
+    if _accepted(ctx):  # a copy of a version is not: the first text stays
+        await StateStore.add_prompt_text(ctx.conn, e.prompt_version_id, e.task_id, e.prompt_text)
     return []
 
 
 async def on_activated(ctx: Ctx, e: prompts.PromptActivated) -> list[Event]:
     if not _accepted(ctx):
         return []
-    text = (ctx.settings.get("_versions") or {}).get(str(e.prompt_version_id))
+    text = await StateStore.prompt_text(ctx.conn, e.prompt_version_id)
     if text is not None:
         ctx.settings = {**ctx.settings, "_active_prompt": text}
     return []

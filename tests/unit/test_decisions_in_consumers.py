@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
 from hypothesis import given, settings
 from sqlalchemy import JSON, Column, MetaData, String, Table, select, text
 
-from services.optimizer.adapters import StateStore
+from services.optimizer.adapters import StateStore, prompt_texts
 from services.optimizer.domain import task_life
 from services.optimizer.fold import Trigger
 from services.pr_publisher import state as publisher_state
 from services.pr_publisher.bootstrap import Fold
 from services.pr_publisher.state import PublisherState
 from shared.decisions import TaskLife
+from shared.events import prompts
 from shared.events import tasks as tk
 from shared.events.base import Event
 from shared.events.envelope import Envelope
@@ -81,10 +83,13 @@ async def optimizer_fold(path: Path, history: list[Event]) -> list[Seen]:
             await trigger.apply([delivery(event, offset)])
             async with engine.connect() as conn:
                 state, stored = await StateStore.task(conn, TASK)
+                texts = (
+                    await conn.execute(select(prompt_texts).where(prompt_texts.c.task_id == str(TASK)))
+                ).all()
             seen = Seen(life=task_life(state), statuses=dict(state.versions))
             if "feedback_threshold" in stored:
                 seen.threshold, seen.description = stored["feedback_threshold"], stored["description"]
-            seen.texts = dict(stored.get("_versions") or {})
+            seen.texts = {row.version_id: row.text for row in texts}
             if "_active_prompt" in stored:
                 seen.texts["active"] = stored["_active_prompt"]
             after.append(seen)
@@ -218,6 +223,24 @@ async def test_an_archived_version_becomes_neither_the_publishers_nor_the_optimi
     assert publisher_after[-1].statuses == {str(VERSIONS[0]): "archived", str(VERSIONS[1]): "active"}
     optimizer_after = await optimizer_fold(tmp_path / "o.db", history)
     assert optimizer_after[-1].texts["active"] == "text 1 at 2"
+
+
+async def test_activating_a_draft_older_than_many_others_makes_its_text_the_optimizers_baseline(
+    tmp_path: Path,
+) -> None:
+    drafts = [
+        prompts.PromptVersionCreated(
+            prompt_version_id=uuid.UUID(int=1000 + k),
+            task_id=TASK,
+            job_id=None,
+            prompt_text=f"draft {k}",
+            source="user",
+        )
+        for k in range(30)
+    ]
+    oldest = prompts.PromptActivated(task_id=TASK, prompt_version_id=drafts[0].prompt_version_id)
+    after = await optimizer_fold(tmp_path / "o.db", [create(0, 5), *drafts, oldest])
+    assert after[-1].texts["active"] == "draft 0"
 
 
 async def test_a_copy_of_a_version_keeps_the_first_text_in_the_publisher(tmp_path: Path) -> None:
