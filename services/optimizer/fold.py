@@ -40,8 +40,18 @@ class Cancelled:
     job_id: uuid.UUID
 
 
-#: What a fold step hands back to the loop: decisions to append, cancellations to pass on.
-Effect = Envelope | Cancelled
+@dataclass(frozen=True)
+class Requested:
+    """A job the fold requested: logged, and its trace remembered, only if its record is kept."""
+
+    job: JobRequested
+    envelope: Envelope  # the decision, for the log line's context
+    span: object | None  # ``tracing.capture()`` of the handling span
+
+
+#: What a fold step hands back to the loop: decisions to append, cancellations to pass on,
+#: requested jobs to announce. A part that bisection rolls back hands back nothing.
+Effect = Envelope | Cancelled | Requested
 
 
 class Trigger:
@@ -75,6 +85,12 @@ class Trigger:
             # the same events (same ids) on redelivery; consumers dedupe them.
             await self.events.append_all(decided)
         self.cancelled |= {e.job_id for e in effects if isinstance(e, Cancelled)}
+        for requested in (e for e in effects if isinstance(e, Requested)):
+            job = requested.job
+            with logcontext.of_envelope(requested.envelope):
+                log.info("job %s requested (%s)", job.job_id, job.triggered_by, extra={"job_id": job.job_id})
+            # The job's trace continues the event that requested it (docs/operations.md).
+            tracing.remember(job.job_id, requested.span)
 
     async def _fold(self, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> list[Effect]:
         effects: list[Effect] = []
@@ -93,15 +109,10 @@ class Trigger:
             handler = HANDLERS.get(type(event))
             with logcontext.of_envelope(env), tracing.handling(d):
                 decided = await handler(ctx, event) if handler else []
-                for job in (e for e in decided if isinstance(e, JobRequested)):
-                    log.info(
-                        "job %s requested (%s)", job.job_id, job.triggered_by, extra={"job_id": job.job_id}
-                    )
-                    # The job's trace continues the event that requested it (docs/operations.md).
-                    tracing.remember(job.job_id)
                 # Decisions are appended after the batch, each in the trace of its cause.
                 traceparent = tracing.current_traceparent()
-            effects += [
+                span = tracing.capture()
+            wrapped = [
                 Envelope.wrap(
                     e,
                     source=SOURCE,
@@ -111,6 +122,8 @@ class Trigger:
                 )
                 for i, e in enumerate(decided)
             ]
+            effects += wrapped
+            effects += [Requested(w.data, w, span) for w in wrapped if isinstance(w.data, JobRequested)]
             effects += [Cancelled(job_id) for job_id in sorted(cancelled)]
             await StateStore.save_task(conn, ctx.state, ctx.settings, d.partition)
         return effects

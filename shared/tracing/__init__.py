@@ -90,12 +90,25 @@ def shutdown() -> None:
         sdk.flush()
 
 
-def remember(job_id: object) -> None:
-    """Remember the current span as the parent of ``job_id``'s later work in this process."""
+def remember(job_id: object, captured: object | None = None) -> None:
+    """Remember a span as the parent of ``job_id``'s later work in this process.
+
+    ``captured``: what :func:`capture` returned while that span was current (default: the
+    current span), for work that is kept only after its span ended.
+    """
     if _on:
         from shared.tracing import context
 
-        context.remember(str(job_id))
+        context.remember(str(job_id), captured)  # type: ignore[arg-type]
+
+
+def capture() -> object | None:
+    """The current span's context, to :func:`remember` later; ``None`` with tracing off."""
+    if not _on:
+        return None
+    from opentelemetry import context as otel_context
+
+    return otel_context.get_current()
 
 
 @contextlib.contextmanager

@@ -233,6 +233,19 @@ def test_a_job_runs_as_the_child_of_what_requested_it_or_else_in_a_trace_of_its_
     assert named(spans, "run unknown job").parent is None
 
 
+def test_a_context_captured_in_a_span_is_remembered_after_the_span_ended(spans: InMemorySpanExporter) -> None:
+    job_id = uuid.uuid4()
+    with trace.get_tracer("test").start_as_current_span("threshold crossed") as cause:
+        captured = tracing.capture()
+    with trace.get_tracer("test").start_as_current_span("batch kept"):
+        tracing.remember(job_id, captured)  # the trigger announces only the jobs of kept records
+
+    with tracing.resumed(job_id, "run job"):
+        pass
+
+    assert parent_id(named(spans, "run job")) == cause.get_span_context().span_id
+
+
 def test_the_worker_subprocess_gets_the_jobs_context_and_the_tracing_setting(
     spans: InMemorySpanExporter,
 ) -> None:
