@@ -1,11 +1,13 @@
-"""How each request about a task or a prompt version is decided: one pure function per request type.
+"""How each request about a task, a prompt version or a webhook subscription is decided, once.
 
 The projector, the optimizer and the PR publisher each fold the task topic into a state of
 their own, and each must know whether a ``TaskCreated``, ``TaskUpdated``, ``TaskDeleted``,
 ``PromptVersionCreated`` or ``PromptActivated`` took effect. They used to judge that with a
 rule of their own each, and the rules disagreed (docs/adr/0006-decide-once.md lists how).
 Now each consumer reduces its state to the few facts below and asks the same function, so
-the same history gives the same verdicts everywhere and on every replay.
+the same history gives the same verdicts everywhere and on every replay. Webhook
+subscriptions are folded by the projector and the webhooks service, under the same kind
+of rules.
 
 The rules are part of the log's meaning: old logs are replayed through them. Changing one
 changes what an existing history means, so it needs an ADR and a way to keep old logs'
@@ -101,3 +103,29 @@ def decide_prompt_activated(status: VersionStatus | None) -> Verdict:
         return ACCEPTED
     detail = "the version does not exist" if status is None else f"the version is {status}, not a draft"
     return _rejected("not_draft", detail)
+
+
+#: What a consumer knows about a webhook subscription id: the same three states as a task's.
+SubscriptionLife = TaskLife
+
+
+def decide_subscription_created(life: SubscriptionLife) -> Verdict:
+    """The first create of a subscription id wins; a deleted id is never created again.
+
+    Subscription ids are drawn by the API, so a second create of an id is a copy of the
+    first (redelivered or re-appended), and a create after the deletion must not revive it.
+    """
+    if life is TaskLife.ABSENT:
+        return ACCEPTED
+    return _rejected("duplicate_subscription", "the subscription exists already")
+
+
+def decide_subscription_deleted(life: SubscriptionLife) -> Verdict:
+    """Only a live subscription is deleted; deleting it again (or one never created) changes nothing.
+
+    A deletion of an id nobody created leaves no mark, so a later create of that id is a
+    first create (the API never appends that order; the same rule as a task's deletion).
+    """
+    if life is TaskLife.LIVE:
+        return ACCEPTED
+    return _rejected("subscription_missing", "the subscription does not exist")

@@ -11,37 +11,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from shared.decisions import SubscriptionLife, decide_subscription_created, decide_subscription_deleted
 from shared.events import webhooks as wh
 from shared.events.base import Event
 
 if TYPE_CHECKING:
     from services.projector.handlers import Fact
-    from services.projector.view import View, Wanted
+    from services.projector.view import Row, View, Wanted
 
 
 def want(wanted: Wanted, event: Event) -> None:
-    """The rows a webhook event reads: a deletion reads its subscription."""
-    if isinstance(event, wh.WebhookSubscriptionDeleted):
+    """The rows a webhook event reads: a create or a deletion reads its subscription."""
+    if isinstance(event, wh.WebhookSubscriptionCreated | wh.WebhookSubscriptionDeleted):
         wanted.webhook_ids.add(str(event.subscription_id))
 
 
+def _life(row: Row | None) -> SubscriptionLife:
+    if row is None:
+        return SubscriptionLife.ABSENT
+    return SubscriptionLife.LIVE if row["deleted_at"] is None else SubscriptionLife.DELETED
+
+
 def on_subscription_created(view: View, f: Fact, e: wh.WebhookSubscriptionCreated) -> None:
-    view.webhook_subscriptions.insert_new(
-        {
-            "id": str(e.subscription_id),
-            "url": e.url,
-            "type_filter": list(e.type_filter),
-            "task_filter": str(e.task_filter) if e.task_filter is not None else None,
-            "secret_encrypted": e.secret_encrypted,
-            "created_at": f.time,
-        }
-    )
+    values = {
+        "id": str(e.subscription_id),
+        "url": e.url,
+        "type_filter": list(e.type_filter),
+        "task_filter": str(e.task_filter) if e.task_filter is not None else None,
+        "secret_encrypted": e.secret_encrypted,
+        "created_at": f.time,
+    }
+    key = (values["id"],)
+    if decide_subscription_created(_life(view.webhook_subscriptions.get(*key))).accepted:
+        view.webhook_subscriptions.insert(values)
+    else:
+        view.webhook_subscriptions.bind(key, values)
 
 
 def on_subscription_deleted(view: View, f: Fact, e: wh.WebhookSubscriptionDeleted) -> None:
     key = (str(e.subscription_id),)
-    row = view.webhook_subscriptions.get(*key)
-    if row is not None and row["deleted_at"] is None:
+    if decide_subscription_deleted(_life(view.webhook_subscriptions.get(*key))).accepted:
         view.webhook_subscriptions.update(key, deleted_at=f.time)
     else:
         view.webhook_subscriptions.bind(key, {"deleted_at": f.time})

@@ -14,6 +14,7 @@ from typing import Any
 
 from services.webhooks import domain
 from services.webhooks.domain import Subscription
+from shared.decisions import SubscriptionLife, decide_subscription_created, decide_subscription_deleted
 from shared.events import webhooks as wh
 from shared.events.base import Event
 from shared.events.envelope import Envelope
@@ -46,13 +47,17 @@ class Subscriptions:
     def alive(self, subscription_id: uuid.UUID) -> bool:
         return subscription_id in self.by_id
 
+    def life(self, subscription_id: uuid.UUID) -> SubscriptionLife:
+        if subscription_id in self.by_id:
+            return SubscriptionLife.LIVE
+        return SubscriptionLife.DELETED if subscription_id in self.deleted else SubscriptionLife.ABSENT
+
 
 def on_subscription_created(
     subs: Subscriptions, envelope: Envelope, e: wh.WebhookSubscriptionCreated
 ) -> None:
-    # The first event of an id wins (a redelivered create changes nothing); a deleted id stays deleted.
-    if e.subscription_id in subs.by_id or e.subscription_id in subs.deleted:
-        return
+    if decide_subscription_created(subs.life(e.subscription_id)).rejected:
+        return  # a copy of the first create, or a create after the deletion
     subs.by_id[e.subscription_id] = Subscription(
         id=e.subscription_id,
         url=e.url,
@@ -66,8 +71,9 @@ def on_subscription_created(
 def on_subscription_deleted(
     subs: Subscriptions, envelope: Envelope, e: wh.WebhookSubscriptionDeleted
 ) -> None:
-    subs.by_id.pop(e.subscription_id, None)
-    subs.deleted.add(e.subscription_id)
+    if decide_subscription_deleted(subs.life(e.subscription_id)).accepted:
+        del subs.by_id[e.subscription_id]
+        subs.deleted.add(e.subscription_id)
 
 
 HANDLERS: dict[type[Event], Callable[[Subscriptions, Envelope, Any], None]] = {
