@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, func, or_, select
+from sqlalchemy import Column, Connection, MetaData, Table, bindparam, func, or_, select
 from sqlalchemy.schema import CreateTable
 
 from services.projector.view import Rows, TableChanges, View, Wanted
@@ -34,6 +34,9 @@ def load(conn: Connection, wanted: Wanted) -> View:
             _seed(conn, view.api_keys, select(keys).where(or_(keys.c.id.in_(ids), keys.c.key_hash.in_(ids))))
     for ids in _chunks(wanted.task_ids):
         _seed(conn, view.tasks, select(t.tasks).where(t.tasks.c.id.in_(ids)))
+    for ids in _chunks(wanted.feedback_ids):
+        stored = conn.scalars(select(t.feedback.c.id).where(t.feedback.c.id.in_(ids)))
+        view.feedback.seed_keys((i,) for i in stored)
     for ids in _chunks(wanted.job_ids):
         _seed(conn, view.jobs, select(t.jobs).where(t.jobs.c.id.in_(ids)))
     for ids in _chunks(wanted.event_ids):
@@ -78,6 +81,38 @@ def write(conn: Connection, changes: Sequence[TableChanges]) -> None:
     checked = [c for c in changes if c.checks]
     if checked:
         check(conn, checked)
+    count_feedback(conn, changes)
+
+
+def count_feedback(conn: Connection, changes: Sequence[TableChanges]) -> None:
+    """Apply the batch's changes to its tasks' feedback counters, after the feedback rows are written.
+
+    Increments first (one executemany), then the tasks counted again from their rows:
+    ``LIVE_SINCE_CUTOFF`` walks the index from the new cut-off, so it reads only the
+    feedback after it; ``LIVE_FEEDBACK`` (a task the batch created) reads the task's feedback once.
+    """
+    counts = next((c.counts for c in changes if c.counts), None)
+    if counts is None:
+        return
+    if counts.added:
+        rows = [{"task": task_id, "n": n, "since": since} for task_id, (n, since) in counts.added.items()]
+        conn.execute(_ADD_COUNTS, rows)
+    tasks = t.tasks
+    for ids in _chunks(counts.recount_since - counts.recount_all):
+        conn.execute(tasks.update().where(tasks.c.id.in_(ids)).values(live_since_cutoff=t.LIVE_SINCE_CUTOFF))
+    for ids in _chunks(counts.recount_all):
+        recount = {"live_feedback": t.LIVE_FEEDBACK, "live_since_cutoff": t.LIVE_SINCE_CUTOFF}
+        conn.execute(tasks.update().where(tasks.c.id.in_(ids)).values(recount))
+
+
+_ADD_COUNTS = (
+    t.tasks.update()
+    .where(t.tasks.c.id == bindparam("task"))
+    .values(
+        live_feedback=t.tasks.c.live_feedback + bindparam("n"),
+        live_since_cutoff=t.tasks.c.live_since_cutoff + bindparam("since"),
+    )
+)
 
 
 @functools.cache
@@ -127,4 +162,4 @@ _SHADOW_METADATA = MetaData()
 SHADOWS = {table.name: _shadow(table, _SHADOW_METADATA) for table in t.metadata.sorted_tables}
 
 
-__all__ = ["check", "load", "write"]
+__all__ = ["check", "count_feedback", "load", "write"]

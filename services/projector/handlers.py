@@ -75,6 +75,10 @@ def wanted(facts: Iterable[Fact]) -> Wanted:
             w.all_keys |= e.keep_last_admin  # counts the active admin keys
         elif isinstance(e, _READ_TASK):
             w.task_ids.add(str(e.task_id))
+        elif isinstance(e, fb.FeedbackRecorded) and e.source != "seed":
+            # Live feedback counts on its task's row once: is it new, and past the cut-off?
+            w.task_ids.add(str(e.task_id))
+            w.feedback_ids.add(str(e.feedback_id))
         if isinstance(e, prompts.PromptVersionCreated):
             w.version_ids.add(str(e.prompt_version_id))
             w.numbers_of.add(str(e.task_id))
@@ -203,8 +207,12 @@ def on_task_created(view: View, f: Fact, e: tk.TaskCreated) -> None:
             "created_at": f.time,
             "updated_at": f.time,
             "last_job_cutoff": -1,
+            "live_feedback": 0,
+            "live_since_cutoff": 0,
         }
     )
+    # Feedback may have been stored before its task existed; it counts from now on.
+    view.feedback_counts.recount_all.add(str(e.task_id))
     _outcome(view, f, "accepted", e.task_id)
 
 
@@ -237,10 +245,15 @@ def on_task_deleted(view: View, f: Fact, e: tk.TaskDeleted) -> None:
 
 
 def on_feedback(view: View, f: Fact, e: fb.FeedbackRecorded) -> None:
+    task_id = str(e.task_id)
+    # Only a new id counts, and on a task that exists (one created later is counted then).
+    live = e.source != "seed" and view.feedback.is_new(str(e.feedback_id))
+    if live and (task := view.tasks.get(task_id)) is not None:
+        view.feedback_counts.add(task_id, after_cutoff=f.offset > task["last_job_cutoff"])
     view.feedback.add(
         {
             "id": str(e.feedback_id),
-            "task_id": str(e.task_id),
+            "task_id": task_id,
             "inputs": e.inputs,
             "output": e.output,
             "score": e.score,
@@ -325,7 +338,8 @@ def on_job_requested(view: View, f: Fact, e: jb.JobRequested) -> None:
             "attempt": 0,
         }
     )
-    view.tasks.update((str(e.task_id),), last_job_cutoff=e.log_offset)
+    if view.tasks.update((str(e.task_id),), last_job_cutoff=e.log_offset):
+        view.feedback_counts.recount_since.add(str(e.task_id))
     _outcome(view, f, "accepted", e.job_id)
 
 

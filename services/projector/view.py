@@ -47,6 +47,8 @@ class TableChanges:
     inserts: list[Row] = field(default_factory=list)
     #: Values bound on the way that the rows above do not carry; never stored, only checked.
     checks: list[Row] = field(default_factory=list)
+    #: The tasks table only: its feedback counters' changes, applied after every row is written.
+    counts: FeedbackCounts | None = None
 
 
 class Rows:
@@ -120,7 +122,7 @@ class Rows:
 
 
 class Appends:
-    """A table the batch only inserts into, unless the key exists; nothing reads it back."""
+    """A table the batch only inserts into, unless the key exists; only whether a key exists is read."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -128,6 +130,16 @@ class Appends:
         self.blank: Row = dict.fromkeys(table.columns.keys())
         self.first: dict[Key, Row] = {}
         self.bound: list[tuple[Key, Row]] = []
+        #: Keys the table held before the batch (of those loaded: see ``Wanted.feedback_ids``).
+        self.existing: set[Key] = set()
+
+    def seed_keys(self, keys: Iterable[Key]) -> None:
+        """Keys the database holds before the batch."""
+        self.existing.update(keys)
+
+    def is_new(self, *key: Any) -> bool:
+        """Whether adding a row with ``key`` would insert it (no earlier row, stored or in the batch)."""
+        return key not in self.existing and key not in self.first
 
     def add(self, values: Row) -> None:
         key = tuple(values[c] for c in self.key_columns)
@@ -167,6 +179,33 @@ def _checks(table: Table, bound: list[tuple[Key, Row]], final: Any) -> list[Row]
 
 
 @dataclass
+class FeedbackCounts:
+    """How a batch changes its tasks' ``live_feedback`` and ``live_since_cutoff``.
+
+    Counted as the feedback rows are added, so that showing a task never counts its rows.
+    Increments cover the tasks whose cut-off stayed where it was; a moved cut-off or a task
+    created by the batch (its feedback may have come first) is counted again from the rows,
+    after they are written (``adapters.count_feedback``). The tasks' rows in the view keep
+    the counters they were loaded with: the writes add to what the database holds.
+    """
+
+    #: Task id → [new live feedback, of which after the task's cut-off].
+    added: dict[str, list[int]] = field(default_factory=dict)
+    #: Tasks whose cut-off moved: ``live_since_cutoff`` is counted again.
+    recount_since: set[str] = field(default_factory=set)
+    #: Tasks the batch created: both counters are counted again.
+    recount_all: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.recount_since or self.recount_all)
+
+    def add(self, task_id: str, *, after_cutoff: bool) -> None:
+        counts = self.added.setdefault(task_id, [0, 0])
+        counts[0] += 1
+        counts[1] += after_cutoff
+
+
+@dataclass
 class Wanted:
     """The keys a batch's events read: what ``adapters.load`` fetches before folding."""
 
@@ -174,6 +213,8 @@ class Wanted:
     key_hashes: set[str] = field(default_factory=set)
     all_keys: bool = False
     task_ids: set[str] = field(default_factory=set)
+    #: Live feedback ids: whether the feedback table holds each already (a redelivery counts once).
+    feedback_ids: set[str] = field(default_factory=set)
     job_ids: set[str] = field(default_factory=set)
     event_ids: set[str] = field(default_factory=set)
     version_ids: set[str] = field(default_factory=set)
@@ -194,6 +235,7 @@ class View:
         self.all_keys = False
         self.tasks = Rows(t.tasks)
         self.feedback = Appends(t.feedback)
+        self.feedback_counts = FeedbackCounts()
         self.jobs = Rows(t.jobs)
         self.job_events = Rows(t.job_events)
         self.prompt_versions = Rows(t.prompt_versions)
@@ -212,4 +254,11 @@ class View:
 
     def changes(self) -> list[TableChanges]:
         """Every table's writes; raises :class:`RefusedValue` for a value no database stores."""
-        return [c for rows in self.tables() if (c := rows.changes()).upserts or c.inserts or c.checks]
+        found = []
+        for rows in self.tables():
+            change = rows.changes()
+            if rows is self.tasks and self.feedback_counts:
+                change.counts = self.feedback_counts
+            if change.upserts or change.inserts or change.checks or change.counts:
+                found.append(change)
+        return found

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event, inspect, text
+from sqlalchemy import Column, Connection, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -261,7 +261,12 @@ async def create_schema(engine: AsyncEngine) -> None:
 
 
 def add_missing_columns(conn: Connection) -> list[str]:
-    """``ALTER TABLE … ADD COLUMN`` for every column of ``metadata`` an existing table lacks."""
+    """``ALTER TABLE … ADD COLUMN`` for every column of ``metadata`` an existing table lacks.
+
+    A column whose ``info["backfill"]`` holds an expression (a scalar subquery correlated to
+    its table, such as ``tasks.live_feedback``) is then set to it on every row, in the same
+    transaction: a figure derived from other tables must not read 0 on the rows made before it.
+    """
     inspector = inspect(conn)
     added: list[str] = []
     for table in metadata.sorted_tables:
@@ -277,7 +282,15 @@ def add_missing_columns(conn: Connection) -> list[str]:
             ddl = CreateColumn(column).compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
             added.append(f"{table.name}.{column.name}")
+        _backfill(conn, table, [c for c in table.columns if f"{table.name}.{c.name}" in added])
     return added
+
+
+def _backfill(conn: Connection, table: Table, added: list[Column[Any]]) -> None:
+    """Fill the just-added columns that say how (``info["backfill"]``), with one UPDATE."""
+    values = {c.name: c.info["backfill"] for c in added if "backfill" in c.info}
+    if values:
+        conn.execute(table.update().values(values))
 
 
 async def drop_schema(engine: AsyncEngine) -> None:

@@ -3,6 +3,8 @@ so a rebuilt model is identical to the live one."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -16,8 +18,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    select,
 )
 
+from shared.events.feedback import FeedbackSource
 from shared.kafka.offsets import offsets_table
 
 metadata = MetaData()
@@ -58,6 +63,11 @@ tasks = Table(
     # Offset of the triggering event of the task's last job: feedback after it counts
     # toward the next auto trigger (docs/triggers.md).
     Column("last_job_cutoff", Integer, nullable=False, default=-1),
+    # The task's live feedback (every source but seed), and how much of it lies after
+    # ``last_job_cutoff``: kept by the projector with the feedback rows, so showing a task
+    # never counts its feedback (``LIVE_FEEDBACK`` and ``LIVE_SINCE_CUTOFF`` define them).
+    Column("live_feedback", Integer, nullable=False, server_default="0"),
+    Column("live_since_cutoff", Integer, nullable=False, server_default="0"),
     Index("ix_tasks_name_key", "name_key"),
     Index("ix_tasks_created", "created_at", "id"),
 )
@@ -79,6 +89,21 @@ feedback = Table(
     Index("ix_feedback_created", "created_at", "id"),
     Index("ix_feedback_task_offset", "task_id", "source", "log_offset"),
 )
+
+#: The sources of live feedback. Rows hold only the sources events can carry, so
+#: ``source IN LIVE_SOURCES`` is ``source != 'seed'``; spelled as a list, it lets a count
+#: after an offset walk ``ix_feedback_task_offset`` from that offset, not every row of the task.
+LIVE_SOURCES = tuple(s for s in get_args(FeedbackSource) if s != "seed")
+_live_of_task = select(func.count()).where(
+    feedback.c.task_id == tasks.c.id, feedback.c.source.in_(LIVE_SOURCES)
+)
+#: ``tasks.live_feedback`` by definition: a scalar subquery correlated to the ``tasks`` row.
+LIVE_FEEDBACK = _live_of_task.scalar_subquery()
+#: ``tasks.live_since_cutoff`` by definition, likewise.
+LIVE_SINCE_CUTOFF = _live_of_task.where(feedback.c.log_offset > tasks.c.last_job_cutoff).scalar_subquery()
+# A read model made before the counters existed gets them filled from its rows when they are added.
+tasks.c.live_feedback.info["backfill"] = LIVE_FEEDBACK
+tasks.c.live_since_cutoff.info["backfill"] = LIVE_SINCE_CUTOFF
 
 jobs = Table(
     "jobs",
