@@ -135,10 +135,12 @@ async def run(
             stacks = None if profile is None else f"{profile}.{n}.{'baseline' if ref else 'tree'}.raw"
             result = _rebuild_in_child(bootstrap, topics, url, ref, stacks)
             applied, seconds, cpu = result["applied"], result["seconds"], result["cpu_seconds"]
+            own = result.get("rebuild_cpu_seconds", cpu)  # a baseline's bench may predate the field
             print(
                 f"{label:<16} rebuild() into {url.split('://', 1)[0]}: {applied} records in {seconds:.1f} s: "
-                f"{applied / seconds:.0f} records/s; {cpu:.1f} CPU s in the process "
-                f"({applied / cpu:.0f} records per CPU second); peak RSS {result['peak_rss_mb']:.0f} MB; "
+                f"{applied / seconds:.0f} records/s; {cpu:.1f} CPU s in the process, "
+                f"{own:.1f} in the rebuild ({applied / own:.0f} records per rebuild CPU second); "
+                f"peak RSS {result['peak_rss_mb']:.0f} MB; "
                 f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; code in {result['code']}"
                 + (f"; stacks in {stacks}" if stacks else ""),
                 flush=True,
@@ -188,23 +190,33 @@ def _rebuild_in_child(
 
 
 def _projector_at(ref: str) -> Path:
-    """``services/__init__.py`` and ``services/projector`` as of ``ref``, extracted to a new directory."""
+    """``services/__init__.py``, ``services/projector`` and ``shared`` as of ``ref``, in a new directory.
+
+    ``shared`` too: the codec, the batch-fold loop and the read model's engine are part of
+    what a rebuild costs, so a baseline with today's ``shared`` would not be ``ref``'s.
+    """
+    if Path(ref).is_dir():  # a directory holding them already (e.g. the working tree with a change undone)
+        return Path(ref)
     root = Path(tempfile.mkdtemp(prefix="kaizen-bench-baseline-"))
     archive = subprocess.run(
-        ["git", "archive", ref, "services/__init__.py", "services/projector"], capture_output=True, check=True
+        ["git", "archive", ref, "services/__init__.py", "services/projector", "shared"],
+        capture_output=True,
+        check=True,
     )
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
     return root
 
 
 async def rebuild_only(kafka: str, prefix: str, url: str, code: str | None) -> dict[str, Any]:
-    """Time ``rebuild()``; with ``code``, the ``services`` package found there (a revision's)."""
+    """Time ``rebuild()``; with ``code``, the ``services`` and ``shared`` found there (a revision's)."""
     if code is not None:
         sys.path.insert(0, code)
-        for name in [m for m in sys.modules if m == "services" or m.startswith("services.")]:
+        for name in [m for m in sys.modules if m.split(".", 1)[0] in ("services", "shared")]:
             del sys.modules[name]
     from services.projector import bootstrap
+    from shared.events.topics import Topics
 
+    before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     applied = await bootstrap.rebuild(kafka, Topics(prefix), url)
     seconds = time.perf_counter() - started
@@ -214,6 +226,8 @@ async def rebuild_only(kafka: str, prefix: str, url: str, code: str | None) -> d
         "applied": applied,
         "seconds": seconds,
         "cpu_seconds": cpu,
+        # Without the imports and start-up before it: the rebuild's own cost per record.
+        "rebuild_cpu_seconds": cpu - before.ru_utime - before.ru_stime,
         "peak_rss_mb": usage.ru_maxrss / 1024,
         "code": str(Path(bootstrap.__file__).parent),  # which projector ran
     }
@@ -228,7 +242,9 @@ def main() -> None:
         "--postgres", help="A PostgreSQL server URL (…/postgres): also measure a fresh database on it."
     )
     parser.add_argument(
-        "--baseline", help="A Git revision whose projector folds the same log first (e.g. HEAD)."
+        "--baseline",
+        help="A Git revision whose projector folds the same log first (e.g. HEAD), or a directory "
+        "holding the ``services`` and ``shared`` packages to run instead.",
     )
     parser.add_argument("--rounds", type=int, default=1, help="Rebuilds per variant, alternating.")
     parser.add_argument("--profile", metavar="PREFIX", help="py-spy raw stacks of each rebuild, to PREFIX.*.")

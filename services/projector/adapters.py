@@ -16,6 +16,7 @@ from sqlalchemy.schema import CreateTable
 
 from services.projector.view import Rows, TableChanges, View, Wanted
 from shared.kafka.offsets import dialect_insert
+from shared.readmodel import bulk
 from shared.readmodel import tables as t
 
 #: Keys per ``IN (…)``: far below SQLite's 32,766 bound parameters.
@@ -75,9 +76,9 @@ def write(conn: Connection, changes: Sequence[TableChanges]) -> None:
     """Each table's rows with one executemany, then the values the database must still accept."""
     for change in changes:
         if change.upserts:
-            conn.execute(_upsert(conn.dialect.name, change.table), change.upserts)
+            bulk.executemany(conn, _upsert(conn.dialect.name, change.table), change.upserts)
         if change.inserts:
-            conn.execute(_insert_new(conn.dialect.name, change.table), change.inserts)
+            bulk.executemany(conn, _insert_new(conn.dialect.name, change.table), change.inserts)
     checked = [c for c in changes if c.checks]
     if checked:
         check(conn, checked)
@@ -147,7 +148,7 @@ def check(conn: Connection, changes: Sequence[TableChanges]) -> None:
     savepoint = conn.begin_nested()
     try:
         for shadow, change in zip(shadows, changes, strict=True):
-            conn.execute(shadow.insert(), change.checks)
+            bulk.executemany(conn, SHADOW_INSERTS[shadow.name], change.checks)
     finally:
         savepoint.rollback()
 
@@ -160,6 +161,8 @@ def _shadow(table: Table, metadata: MetaData) -> Table:
 
 _SHADOW_METADATA = MetaData()
 SHADOWS = {table.name: _shadow(table, _SHADOW_METADATA) for table in t.metadata.sorted_tables}
+#: One INSERT per shadow table, built once, so ``bulk`` compiles each only once per dialect.
+SHADOW_INSERTS = {shadow.name: shadow.insert() for shadow in SHADOWS.values()}
 
 
 __all__ = ["check", "count_feedback", "load", "write"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+from collections.abc import Iterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 REBUILD_BATCH = 5000
 #: Records decoded between two yields to the event loop during a rebuild.
 DECODE_SLICE = 250
+#: Allocations between two collections of the youngest generation during a rebuild (default 700).
+REBUILD_GC_THRESHOLD = 10_000
 
 
 async def run_projector(
@@ -81,6 +85,32 @@ async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
     Returns the number of records applied. Records that fail to decode are skipped
     here (the live projector dead-lettered them already).
     """
+    with _collector_for_bulk():
+        return await _rebuild(bootstrap, topics, db_url)
+
+
+@contextlib.contextmanager
+def _collector_for_bulk() -> Iterator[None]:
+    """Fewer, cheaper garbage collections while a rebuild runs; the settings as they were after.
+
+    A rebuild allocates millions of short-lived objects (records, envelopes, rows), and
+    with the default thresholds the collector kept walking the whole heap — every module,
+    model and compiled statement — about a quarter of the rebuild's CPU. What exists when
+    the rebuild starts is set aside (``gc.freeze``) and the youngest generation is
+    collected less often. Reference counting still frees everything acyclic at once, and
+    cycles are still collected, so memory stays bounded by the batches in flight.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(REBUILD_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
+async def _rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
     engine = make_engine(db_url)
     await create_schema(engine)
     projection = Projection(engine, None, "kaizen-replay")

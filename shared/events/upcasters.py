@@ -65,6 +65,11 @@ def upcaster(old_type: str) -> Callable[[Upcaster], Upcaster]:
     return register
 
 
+def has_upcaster(type_: str) -> bool:
+    """Whether records of ``type_`` are changed before they decode (the codec's fast path skips them)."""
+    return type_ in _UPCASTERS
+
+
 def upcast(type_: str, data: Data) -> tuple[str, Data]:
     """Apply upcasters until the type has none; returns the current ``(type, data)``."""
     seen = set()
