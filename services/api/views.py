@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from services.api import domain
 from services.api.problems import not_found
 from services.api.queries import jobs, tasks
 from services.api.queries.tasks import TaskStats
+from services.api.reads import Reads
 from services.api.schemas.jobs import JobResponse
 from services.api.schemas.tasks import SHOWN_SETTINGS, JobSummary, TaskResponse, ThresholdProgress
 
@@ -53,8 +55,37 @@ def task_view_in(conn: Connection, task_id: uuid.UUID) -> TaskResponse:
     return task_response(row, tasks.stats(conn, [row])[row.id])
 
 
+async def shared_task_view(reads: Reads, task_id: uuid.UUID) -> TaskResponse:
+    """:func:`task_view_in` through ``reads``: concurrent reads of one task share its four queries."""
+    view = await reads.run(functools.partial(_task_view_or_none, task_id), share=("task-view", task_id))
+    if view is None:
+        raise not_found(f"task {task_id} not found")
+    return view
+
+
+def _task_view_or_none(task_id: uuid.UUID, conn: Connection) -> TaskResponse | None:
+    row = conn.execute(tasks.live(task_id)).first()
+    return None if row is None else task_response(row, tasks.stats(conn, [row])[row.id])
+
+
 async def existing_task(conn: AsyncConnection, task_id: uuid.UUID) -> Any:
     return await conn.run_sync(live_task_in, task_id)
+
+
+async def live_task(reads: Reads, task_id: uuid.UUID) -> Any:
+    """:func:`live_task_in` through ``reads``, sharing one query with the concurrent checks of the task.
+
+    The check every feedback write makes before it appends: under load many requests
+    check the same task at once, and each is answered from a read begun after it asked.
+    """
+    row = await reads.run(functools.partial(_live_task_row, task_id), share=("live-task", task_id))
+    if row is None:
+        raise not_found(f"task {task_id} not found")
+    return row
+
+
+def _live_task_row(task_id: uuid.UUID, conn: Connection) -> Any:
+    return conn.execute(tasks.live(task_id)).first()
 
 
 def live_task_in(conn: Connection, task_id: uuid.UUID) -> Any:

@@ -58,7 +58,7 @@ async def record_feedback(
             _check_same(first, body.model_dump(mode="json"))
             response.headers[idempotency.REPLAYED] = "true"
             return FeedbackResponse.from_row(first)
-    task = await reads.run(lambda conn: views.live_task_in(conn, body.task_id))
+    task = await views.live_task(reads, body.task_id)
     mismatch = domain.input_mismatch(task.settings.get("input_schema"), body.inputs)
     if mismatch:
         raise invalid(mismatch)

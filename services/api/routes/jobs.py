@@ -70,7 +70,9 @@ async def list_jobs(
 ) -> list[JobResponse]:
     """List optimization jobs, optionally filtered by task. Returns newest jobs first."""
     query = jobs.page_query(task_id, limit, offset)
-    rows = await reads.run(lambda conn: conn.execute(query).all())
+    # Concurrent requests for the same page share its query (each sees a read begun after it asked).
+    page = ("jobs-page", task_id, limit, offset)
+    rows = await reads.run(lambda conn: conn.execute(query).all(), share=page)
     return [JobResponse.from_row(row) for row in rows]
 
 

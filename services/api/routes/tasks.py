@@ -98,7 +98,7 @@ async def list_tasks(_: ReadKey, db: ReadModel, limit: Limit = 50, cursor: Curso
 
 @router.get("/{task_id}", responses=problem_responses(401, 404, 422))
 async def get_task(_: ReadKey, task_id: uuid.UUID, reads: Reads) -> TaskResponse:
-    return await reads.run(lambda conn: views.task_view_in(conn, task_id))
+    return await views.shared_task_view(reads, task_id)
 
 
 @router.patch("/{task_id}", responses=problem_responses(401, 404, 422, 503, 504))

@@ -12,6 +12,10 @@ from services.api.pagination import as_utc
 
 def utc_z(value: datetime) -> str:
     """ISO 8601 in UTC with ``Z`` (``2024-01-15T10:30:00Z``); sub-seconds kept when present."""
+    if value.tzinfo is None:
+        # SQLite's naive times are UTC already (``as_utc``): the same text, without a
+        # time zone to attach and format, on every timestamp of every answer.
+        return value.isoformat() + "Z"
     return as_utc(value).isoformat().replace("+00:00", "Z")
 
 
