@@ -6,8 +6,8 @@ their own, and each must know whether a ``TaskCreated``, ``TaskUpdated``, ``Task
 rule of their own each, and the rules disagreed (docs/adr/0006-decide-once.md lists how).
 Now each consumer reduces its state to the few facts below and asks the same function, so
 the same history gives the same verdicts everywhere and on every replay. Webhook
-subscriptions are folded by the projector and the webhooks service, under the same kind
-of rules.
+subscriptions are folded by the projector and the webhooks service, API keys by the
+projector and every API process's key ring, under rules of the same kind.
 
 The rules are part of the log's meaning: old logs are replayed through them. Changing one
 changes what an existing history means, so it needs an ADR and a way to keep old logs'
@@ -129,3 +129,31 @@ def decide_subscription_deleted(life: SubscriptionLife) -> Verdict:
     if life is TaskLife.LIVE:
         return ACCEPTED
     return _rejected("subscription_missing", "the subscription does not exist")
+
+
+def decide_key_created(*, known: bool, bootstrap: bool, any_key: bool) -> Verdict:
+    """The first key of an id or a hash wins; a bootstrap key only while no key at all exists.
+
+    ``known``: a key with this id or this hash exists (a copy of the event, or a clash);
+    ``any_key``: any key exists, revoked ones included, so a bootstrap cannot come back
+    once every key was revoked.
+    """
+    if bootstrap and any_key:
+        return _rejected("keys_exist", "an API key exists already")
+    if known:
+        return _rejected("duplicate_key", "the key exists already")
+    return ACCEPTED
+
+
+def decide_key_revoked(*, active: bool, last_active_admin: bool, keep_last_admin: bool) -> Verdict:
+    """An active key is revoked, unless the request keeps the last active admin key and this is it.
+
+    ``active``: the key exists and is active; ``last_active_admin``: it is an active admin
+    key and no other admin key is active. Revoking a revoked or unknown key changes nothing
+    (``key_missing``).
+    """
+    if keep_last_admin and last_active_admin:
+        return _rejected("last_admin", "the last active admin key cannot be revoked")
+    if not active:
+        return _rejected("key_missing", "the key is not active")
+    return ACCEPTED

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from services.api.security import hash_key, hashes_match, key_prefix, new_api_key
+from shared.decisions import decide_key_created, decide_key_revoked
 from shared.events.envelope import Envelope
 from shared.events.keys import ApiKeyCreated, ApiKeyRevoked, KeyRole
 
@@ -57,12 +58,10 @@ class KeyRing:
             self._revoked(event, envelope.time)
 
     def _created(self, event: ApiKeyCreated, time: datetime) -> None:
-        # The projector's rules: the first event of an id or a hash wins, and a bootstrap
-        # key counts only while no key (revoked ones included) exists.
+        # The projector asks the same function (shared/decisions.py).
         key_id = str(event.key_id)
-        if key_id in self._hash_of or event.key_hash in self._by_hash:
-            return
-        if event.bootstrap and self._by_hash:
+        known = key_id in self._hash_of or event.key_hash in self._by_hash
+        if decide_key_created(known=known, bootstrap=event.bootstrap, any_key=bool(self._by_hash)).rejected:
             return
         self._hash_of[key_id] = event.key_hash
         self._by_hash[event.key_hash] = KeyRecord(
@@ -72,15 +71,17 @@ class KeyRing:
     def _revoked(self, event: ApiKeyRevoked, time: datetime) -> None:
         key_hash = self._hash_of.get(str(event.key_id))
         record = self._by_hash.get(key_hash) if key_hash is not None else None
-        if record is None or record.status != "active":
-            return
-        if event.keep_last_admin and record.role == "admin" and self.active_admins() <= 1:
-            return
-        self._by_hash[record.key_hash] = replace(record, status="revoked", revoked_at=time)
+        active = record is not None and record.status == "active"
+        last = record is not None and _active_admin(record) and self.active_admins() == 1
+        verdict = decide_key_revoked(
+            active=active, last_active_admin=last, keep_last_admin=event.keep_last_admin
+        )
+        if record is not None and verdict.accepted:
+            self._by_hash[record.key_hash] = replace(record, status="revoked", revoked_at=time)
 
     def active_admins(self) -> int:
         """How many admin keys are active: the projector's count, for the last-admin rule."""
-        return sum(1 for r in self._by_hash.values() if r.role == "admin" and r.status == "active")
+        return sum(1 for r in self._by_hash.values() if _active_admin(r))
 
     def known(self, presented_hash: str) -> KeyRecord | None:
         """The key (active or revoked) whose hash is ``presented_hash``, or ``None``.
@@ -97,6 +98,10 @@ class KeyRing:
         """The active key whose hash is ``presented_hash``; ``None`` for unknown and revoked keys."""
         record = self.known(presented_hash)
         return record if record is not None and record.status == "active" else None
+
+
+def _active_admin(record: KeyRecord) -> bool:
+    return record.role == "admin" and record.status == "active"
 
 
 def new_key_event(name: str, role: KeyRole, bootstrap: bool = False) -> tuple[str, ApiKeyCreated]:
