@@ -48,8 +48,8 @@ test: install lint ## Install from nothing, lint, type-check and run every test 
 test-fast: install ## Unit tests only
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
-bench: install ## Run the benchmarks (a local broker is started for them)
-	$(BIN)/python -m bench.run_all
+bench: install ## Issue 10's benchmarks, about 50 min (BENCH_ARGS="--sizes small" checks the harness; "--all" adds the rest)
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean: ## Remove local state (broker data, SQLite, logs) but keep the jar cache
 	rm -rf .kaizen/kafka/data .kaizen/logs .kaizen/*.db .kaizen/first-key.txt

@@ -10,7 +10,11 @@ thousand tasks with feedback are
   group, offsets stored with the rows), which measures the projection's throughput;
 - ``--fill apply``: encoded and decoded as on the wire, then handed to the projector's
   ``Projection.apply`` in per-partition batches of 500, without Kafka. It measures the
-  fold alone; it is no faster, because the fold is the cost (see bench/README.md).
+  fold alone.
+
+``bench.api_ratio --jobs 100000`` reuses this fill (``job_history``,
+``fill_through_the_projector``) and times the same reads with wrk beside a bare app; this
+module's sequential Python client times single requests, not throughput.
 
 The API then runs in this process under uvicorn on a free port: requests go over a real
 socket, one at a time, from an httpx client in the same event loop (its own overhead,

@@ -45,13 +45,25 @@ from shared.kafka.producer import EventLog
 PARTITIONS = 6
 WARM_UP = 30
 LOG_LEVEL = "WARNING"  # both servers: no access log, as a loaded production API would run
-BARE_JOBS = 7  # as many jobs as bench.api_ratio puts in the real read model
+BARE_JOBS = 7  # as many jobs as bench.api_ratio puts in the real read model by default
 TICKET = {"ticket": "I was charged twice for order 4711; please refund one payment."}
 
 
-def bare_app() -> FastAPI:
-    """A trivial FastAPI app: the same body model as the API, nothing durable behind it."""
+def bare_app(jobs: int = BARE_JOBS) -> FastAPI:
+    """A trivial FastAPI app: the same body model as the API, nothing durable behind it.
+
+    ``jobs``: how many jobs the read model it stands beside holds, so that a page of the job
+    list has as many entries as the API's page (``min(limit, jobs)``). Each entry is the
+    seed's ``JobResponse`` example until a benchmark ``PUT``s a real job (as the API answers
+    it) to ``/bench/job``, so that both answers are about the same size.
+    """
     app = FastAPI()
+    example: dict[str, Any] = dict(JOB_EXAMPLE)
+
+    @app.put("/bench/job", status_code=204)
+    async def set_job(job: JobResponse) -> None:
+        example.clear()
+        example.update(job.model_dump(mode="json"))
 
     @app.post("/api/v1/feedback", status_code=201)
     async def feedback(body: FeedbackCreate) -> dict[str, Any]:
@@ -62,13 +74,17 @@ def bare_app() -> FastAPI:
         return {"id": str(uuid.uuid4()), "task_id": str(task_id), "prompt_text": "Route the ticket."}
 
     @app.get("/api/v1/jobs")
-    async def jobs(
+    async def job_list(
         task_id: uuid.UUID | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[JobResponse]:
         # The same response model as the API, so both pay for validating and serializing it.
-        return [JobResponse.model_validate(JOB_EXAMPLE)] * BARE_JOBS
+        return [JobResponse.model_validate(example)] * min(limit, max(0, jobs - offset))
+
+    @app.get("/api/v1/jobs/{job_id}")
+    async def one_job(job_id: uuid.UUID) -> JobResponse:
+        return JobResponse.model_validate(example | {"id": job_id})
 
     @app.get("/api/v1/tasks/{task_id}")
     async def task(task_id: uuid.UUID) -> dict[str, Any]:
@@ -77,9 +93,9 @@ def bare_app() -> FastAPI:
     return app
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, jobs: int = BARE_JOBS) -> None:
     """Run :func:`bare_app` exactly as ``services/api/__main__.py`` runs the API."""
-    uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level=LOG_LEVEL.lower(), log_config=None)
+    uvicorn.run(bare_app(jobs), host="127.0.0.1", port=port, log_level=LOG_LEVEL.lower(), log_config=None)
 
 
 @dataclass(frozen=True)
@@ -93,8 +109,13 @@ class Services:
 
 
 @contextlib.contextmanager
-def processes(bootstrap: str, prefix: str, home: Path) -> Iterator[Services]:
-    """The API and the projector as ``kaizen serve`` runs them, and the bare app."""
+def processes(
+    bootstrap: str, prefix: str, home: Path, db_url: str | None = None, bare_jobs: int = BARE_JOBS
+) -> Iterator[Services]:
+    """The API and the projector as ``kaizen serve`` runs them, and the bare app.
+
+    ``db_url``: the read model (default: SQLite in ``home``); ``bare_jobs``: see :func:`bare_app`.
+    """
     api_port, bare_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_")},
@@ -106,11 +127,11 @@ def processes(bootstrap: str, prefix: str, home: Path) -> Iterator[Services]:
         "KAIZEN_SECRET_KEY": Fernet.generate_key().decode(),
         "KAIZEN_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN,
         "KAIZEN_LOG_LEVEL": LOG_LEVEL,
-    }
+    } | ({"KAIZEN_DATABASE_URL": db_url} if db_url else {})
     commands = {
         "projector": ["-m", "services.projector"],
         "api": ["-m", "services.api"],
-        "bare": ["-m", "bench.feedback_path", "--serve-bare", str(bare_port)],
+        "bare": ["-m", "bench.feedback_path", "--serve-bare", str(bare_port), "--bare-jobs", str(bare_jobs)],
     }
     log = (home / "services.log").open("ab")
     by_name = {
@@ -285,9 +306,10 @@ def main() -> None:
         "--concurrency", default="1,16", help="Comma-separated numbers of concurrent clients."
     )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-jobs", type=int, default=BARE_JOBS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
-        serve_bare(args.serve_bare)
+        serve_bare(args.serve_bare, args.bare_jobs)
         return
     levels = [int(n) for n in args.concurrency.split(",")]
     with broker() as bootstrap:

@@ -12,10 +12,13 @@ append began (and, second figure, minus its acknowledgement).
 
 With ``--prefill N`` the log first holds N mixed events (``bench.replay``'s history) and
 the projector has folded them before the measured window, so runs at 10,000 and 1,000,000
-say whether the lag grows with the log.
+say whether the lag grows with the log. ``--prefill 10000,1000000`` measures each in turn
+(``--rounds`` times, alternating, each on its own topics and read model) and prints the
+largest log's figures over the smallest's (issue 10: no figure may degrade by more than 10 %).
 
     .venv/bin/python -m bench.lag [--rate 1000] [--seconds 20] [--prefill 10000] [--profile FILE]
     .venv/bin/python -m bench.lag --baseline HEAD [--rounds 2]
+    .venv/bin/python -m bench.lag --seconds 60 --prefill 10000,1000000 [--rounds 1]
 
 ``--profile FILE`` records the projector with ``py-spy`` (not a dependency: ``pip install
 py-spy``) during the measured window and writes its raw stacks (all threads) to FILE.
@@ -36,13 +39,14 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,7 +300,8 @@ async def measure(
     try:
         with projector(bootstrap, topics.prefix, home, db, code) as folding, LoadSampler() as load:
             folded = time.perf_counter()
-            await wait_applied(watcher, ends, within=600)
+            # A large prefill folds at a few thousand records a second on a busy machine.
+            await wait_applied(watcher, ends, within=max(600, prefill / 500))
             print(
                 f"the projector applied the prefilled log ({prefill} events + {TASKS} tasks) "
                 f"{time.perf_counter() - folded:.1f} s after its start"
@@ -369,25 +374,79 @@ async def alternate(
     return runs
 
 
+def growth_table(runs: list[Run], prefills: list[int]) -> list[str]:
+    """Markdown: every run, then the largest log's mean p50 and p99 over the smallest's."""
+    lines = ["| run | log before | ack → visible p50 / p99 | append → visible p50 / p99 | CPU s | load |"]
+    lines.append("|---|---|---|---|---|---|")
+    for n, r in enumerate(runs, 1):
+        lines.append(
+            f"| {n} | {r.label} | {r.from_ack_ms[0]:.1f} / {r.from_ack_ms[1]:.1f} ms "
+            f"| {r.from_start_ms[0]:.1f} / {r.from_start_ms[1]:.1f} ms | {r.cpu_seconds:.1f} "
+            f"| {r.loadavg[0]:.1f} → {r.loadavg[1]:.1f} |"
+        )
+    small, large = (f"{min(prefills):,} events", f"{max(prefills):,} events")
+
+    def mean(label: str, pick: Callable[[Run], float]) -> float:
+        return statistics.mean(pick(r) for r in runs if r.label == label)
+
+    lines.append("")
+    lines.append(f"{large} over {small} (above 1: slower on the large log):")
+    for name, pick in [
+        ("ack → visible p50", lambda r: r.from_ack_ms[0]),
+        ("ack → visible p99", lambda r: r.from_ack_ms[1]),
+        ("append → visible p50", lambda r: r.from_start_ms[0]),
+        ("append → visible p99", lambda r: r.from_start_ms[1]),
+        ("projector CPU s", lambda r: r.cpu_seconds),
+    ]:
+        lines.append(f"  {name:22} {mean(large, pick) / mean(small, pick):.3f}")
+    return lines
+
+
+async def grow(
+    bootstrap: str, rate: int, seconds: float, prefills: list[int], poll_ms: float, rounds: int
+) -> list[Run]:
+    """Each prefill in turn, ``rounds`` times: small, large, small, large, …"""
+    runs = []
+    for _ in range(rounds):
+        for prefill in prefills:
+            label = f"{prefill:,} events"
+            runs.append(await measure(bootstrap, rate, seconds, prefill, poll_ms, label=label))
+    print("\n" + "\n".join(growth_table(runs, prefills)), flush=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Measure event → visible lag at a sustained rate.")
     parser.add_argument("--rate", type=int, default=1000, help="Events per second.")
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--prefill", type=int, default=10_000, help="Mixed events in the log before.")
+    parser.add_argument(
+        "--prefill", default="10000", help="Mixed events in the log before; several (10000,1000000): growth."
+    )
     parser.add_argument("--poll-ms", type=float, default=1.0, help="How often the offsets are read.")
     parser.add_argument("--profile", metavar="FILE", help="py-spy raw stacks of the projector, to FILE.")
     parser.add_argument("--baseline", metavar="REV", help="Alternate REV's projector and ours.")
-    parser.add_argument("--rounds", type=int, default=2, help="With --baseline: runs of each projector.")
+    parser.add_argument(
+        "--rounds", type=int, help="With --baseline: runs of each projector (2); with prefills: of each (1)."
+    )
     args = parser.parse_args()
+    prefills = [int(n) for n in args.prefill.split(",")]
     with broker() as bootstrap:
-        if args.baseline:
+        if len(prefills) > 1:
+            asyncio.run(grow(bootstrap, args.rate, args.seconds, prefills, args.poll_ms, args.rounds or 1))
+        elif args.baseline:
             asyncio.run(
                 alternate(
-                    bootstrap, args.rate, args.seconds, args.prefill, args.poll_ms, args.baseline, args.rounds
+                    bootstrap,
+                    args.rate,
+                    args.seconds,
+                    prefills[0],
+                    args.poll_ms,
+                    args.baseline,
+                    args.rounds or 2,
                 )
             )
         else:
-            asyncio.run(measure(bootstrap, args.rate, args.seconds, args.prefill, args.poll_ms, args.profile))
+            asyncio.run(measure(bootstrap, args.rate, args.seconds, prefills[0], args.poll_ms, args.profile))
 
 
 if __name__ == "__main__":
