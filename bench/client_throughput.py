@@ -7,9 +7,10 @@ delivery rate to the live API.
 2. Delivery: the live system (every service a process, SQLite read model) on a fresh
    broker; one thread queues ``--items`` feedback items, then ``flush()`` waits until the
    server has accepted all of them (durable in Kafka *and* visible in the read model).
-   Prints items/s from the first call to the end of the flush.
+   Prints items/s from the first call to the end of the flush. One client keeps one batch in
+   flight; ``--senders N`` spreads the items over N clients, N batches in flight.
 
-    .venv/bin/python -m bench.client_throughput [--calls 200000] [--items 20000]
+    .venv/bin/python -m bench.client_throughput [--calls 200000] [--items 20000] [--senders 1]
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ def into_buffer(calls: int) -> None:
     )
 
 
-def delivery(items: int, batch_size: int) -> None:
+def delivery(items: int, batch_size: int, senders: int = 1) -> None:
+    """``senders`` > 1: that many clients (each its own buffer and sender thread) share the
+    items round robin, so that many batches are in flight at once. One client keeps one batch
+    in flight, so its figure is bounded by a batch's round trip (append, Kafka's ack, the
+    projector applying it), not by what the server can take.
+    """
     with (
         broker() as bootstrap,
         live_system(
@@ -65,22 +71,26 @@ def delivery(items: int, batch_size: int) -> None:
             "POST", "/api/v1/tasks", {"name": "bench", "feedback_threshold": 1_000_000}
         )
         assert status == 201, task
-        client = Kaizen(
-            live.api_url, live.key, buffer_size=items + 1, batch_size=batch_size, flush_interval=0.05
-        )
+        clients = [
+            Kaizen(live.api_url, live.key, buffer_size=items + 1, batch_size=batch_size, flush_interval=0.05)
+            for _ in range(senders)
+        ]
         started = time.perf_counter()
         for n in range(items):
-            client.feedback(task["id"], {"ticket": f"t{n}"}, "finance", 0.9)
+            clients[n % senders].feedback(task["id"], {"ticket": f"t{n}"}, "finance", 0.9)
         queued = time.perf_counter() - started
-        assert client.flush(600), client.stats
+        for client in clients:
+            assert client.flush(600), client.stats
         elapsed = time.perf_counter() - started
-        stats = client.stats
-        client.close()
+        stats = [client.stats for client in clients]
+        for client in clients:
+            client.close()
         _, shown = live.request("GET", f"/api/v1/tasks/{task['id']}")
         print(
             f"delivery: {items:,} items in {elapsed:.1f} s = {items / elapsed:,.0f} items/s, durable+visible "
-            f"(batches of {batch_size}; queueing took {queued * 1000:.0f} ms); sent {stats.sent}, "
-            f"retries {stats.retries}, dropped {stats.dropped}, failed {stats.failed}; "
+            f"(batches of {batch_size}, {senders} sender(s); queueing took {queued * 1000:.0f} ms); "
+            f"sent {sum(s.sent for s in stats)}, retries {sum(s.retries for s in stats)}, "
+            f"dropped {sum(s.dropped for s in stats)}, failed {sum(s.failed for s in stats)}; "
             f"read model count {shown['feedback_count']}"
         )
 
@@ -90,11 +100,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--senders", type=int, default=1, help="clients sending at once (each keeps one batch in flight)"
+    )
     parser.add_argument("--skip-delivery", action="store_true")
     args = parser.parse_args()
     into_buffer(args.calls)
     if not args.skip_delivery:
-        delivery(args.items, args.batch_size)
+        delivery(args.items, args.batch_size, args.senders)
 
 
 if __name__ == "__main__":

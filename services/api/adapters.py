@@ -237,12 +237,21 @@ class Writer:
         stores (a feedback row's ``created_at`` is its envelope's ``time``), so a route can
         answer from them without reading its own write back.
         """
+        envelopes, _ = await self.write_placed(request_id, *events)
+        return envelopes
+
+    async def write_placed(self, request_id: str, *events: Event) -> tuple[list[Envelope], list[Position]]:
+        """:meth:`write`, also returning where each event sits in the log.
+
+        A read model row stores its record's offset: a keyed batch tells its own rows
+        from a racing attempt's by it (``idempotency.overwritten``).
+        """
         envelopes = self.wrap(request_id, list(events))
         positions = await self._append(envelopes)
         deadline = asyncio.get_running_loop().time() + self.timeout
         await self.watcher.applied(positions, self.timeout)
         await self._keys_folded(positions, deadline)
-        return envelopes
+        return envelopes, positions
 
     async def decide(self, request_id: str, event: Event, timeout: float | None = None) -> Outcome:  # noqa: ASYNC109
         """A decided write: append, then wait for the consumers' decision on the request."""

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Header
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api import domain
 from services.api.keyring import KeyRecord
 from services.api.problems import ProblemError
+from shared.events.feedback import FeedbackRecorded
+from shared.kafka.producer import Position
 from shared.readmodel.tables import feedback
 
 HEADER = "Idempotency-Key"
@@ -78,6 +80,45 @@ async def feedback_rows(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict
         query = select(feedback).where(feedback.c.id.in_(wanted[start : start + LOOKUP_CHUNK]))
         found.update({row.id: row for row in (await conn.execute(query)).all()})
     return found
+
+
+def feedback_rows_in(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
+    """:func:`feedback_rows` for synchronous work (``Reads.run``)."""
+    wanted = [str(i) for i in ids]
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        query = select(feedback).where(feedback.c.id.in_(wanted[start : start + LOOKUP_CHUNK]))
+        found.update({row.id: row for row in conn.execute(query).all()})
+    return found
+
+
+def overwritten(events: Sequence[FeedbackRecorded], positions: Sequence[Position], conn: Connection) -> bool:
+    """After a keyed batch was applied: did a racing attempt with another body write one of its ids first?
+
+    The projector keeps the first write of an id and stores the record's offset with the
+    row. A row of the same task (so the same key, the same partition) at the offset our
+    own event got was written by that event: nothing to compare, and nothing of it is
+    decoded. Only the other rows (an earlier attempt's write that landed, or a racing
+    one) are read whole and compared by fingerprint, as :func:`check_written` does. For a
+    500-item batch the whole-row read-back and its fingerprints were 17 % of the API's
+    CPU under load.
+    """
+    ours = {str(e.feedback_id): (e, p) for e, p in zip(events, positions, strict=True)}
+    ids = list(ours)
+    others: list[str] = []
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        query = select(feedback.c.id, feedback.c.task_id, feedback.c.log_offset).where(
+            feedback.c.id.in_(ids[start : start + LOOKUP_CHUNK])
+        )
+        for row in conn.execute(query).all():
+            event, position = ours[row.id]
+            if row.log_offset != position.offset or row.task_id != str(event.task_id):
+                others.append(row.id)
+    rows = feedback_rows_in(conn, [uuid.UUID(i) for i in others])
+    return any(
+        stored_fingerprint(row) != domain.fingerprint(ours[i][0].model_dump(mode="json"))
+        for i, row in rows.items()
+    )
 
 
 def stored_fingerprint(row: Any) -> str:

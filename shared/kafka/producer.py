@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from shared import tracing
 from shared.events import codec
@@ -21,6 +22,13 @@ log = logging.getLogger(__name__)
 #: The largest record we append. Kafka's defaults (producer ``max.request.size`` 1 MiB,
 #: broker ``message.max.bytes`` 1 MiB + 12) leave room for the batch and record headers.
 MAX_EVENT_BYTES = 1_000_000
+#: How many bytes of records aiokafka gathers into one batch per partition. Its default,
+#: 16 KiB, made a 500-item feedback batch (~300 KB, one partition) wait for some twenty
+#: produce round trips one after the other: an idempotent producer keeps one request in flight per
+#: partition, and ``send`` waits for a full batch to be drained before it opens the next.
+#: At :data:`MAX_EVENT_BYTES` a request's events leave in one produce request; a batch of
+#: that size still fits the broker's ``message.max.bytes`` (1 MiB + 12).
+MAX_BATCH_BYTES = MAX_EVENT_BYTES
 
 
 class LogUnavailable(RuntimeError):
@@ -33,6 +41,30 @@ class EventTooLarge(ValueError):
     def __init__(self, event_type: str, size: int) -> None:
         super().__init__(f"{event_type} encodes to {size} bytes; at most {MAX_EVENT_BYTES} fit in a record")
         self.event_type, self.size = event_type, size
+
+
+class KeyHashCache:
+    """aiokafka's default partitioner with each key's murmur2 hash remembered.
+
+    The hash is pure Python, and a feedback batch's hundreds of records share one key
+    (their task's id): hashing it once per batch instead of once per record takes the
+    hash out of the per-item cost. Every choice is the default partitioner's.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            chosen: int = DefaultPartitioner()(key, all_partitions, available)
+            return chosen
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._size:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
 
 
 @dataclass(frozen=True)
@@ -89,6 +121,8 @@ class EventLog:
                     # Batches form while a request is in flight; lingering would only
                     # delay a lone write.
                     linger_ms=0,
+                    max_batch_size=MAX_BATCH_BYTES,
+                    partitioner=KeyHashCache(),
                     **client_options(self._security),
                 )
                 try:

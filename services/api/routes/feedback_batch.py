@@ -6,18 +6,18 @@ write nothing twice.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from services.api import domain, idempotency
-from services.api.deps import IngestKey, ReadModel, RequestId, WriterDep
+from services.api.deps import IngestKey, Reads, RequestId, WriterDep
 from services.api.idempotency import IdempotencyKey
 from services.api.problems import problem_type
-from services.api.queries import tasks
 from services.api.schemas.common import FieldErrorOut, problem_responses
 from services.api.schemas.feedback import (
     FeedbackBatch,
@@ -29,6 +29,7 @@ from services.api.schemas.feedback import (
 from services.api.storable import unstorable
 from services.api.validation import FieldError, describe, summary
 from shared.events.feedback import FeedbackRecorded
+from shared.readmodel.tables import tasks
 
 #: Mounted without the router-wide unstorable-text check: the batch judges each item's text
 #: itself, so one bad item is refused alone (``routes/__init__.py``).
@@ -39,7 +40,7 @@ batch_router = APIRouter(tags=["feedback"])
 async def record_feedback_batch(
     key: IngestKey,
     body: FeedbackBatch,
-    db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     rid: RequestId,
     request: Request,
@@ -60,9 +61,8 @@ async def record_feedback_batch(
     raw: list[Any] = list(body.items)
     ids = [keyed.event_id(i) if keyed is not None else uuid.uuid4() for i in range(len(raw))]
     judged = [_judge(item) for item in raw]
-    async with db.connect() as conn:
-        first = await idempotency.feedback_rows(conn, ids) if keyed is not None else {}
-        schemas = await _task_schemas(conn, {j.task_id for j in judged if isinstance(j, FeedbackCreate)})
+    task_ids = {j.task_id for j in judged if isinstance(j, FeedbackCreate)}
+    first, schemas = await reads.run(functools.partial(_before, ids if keyed is not None else [], task_ids))
     instance = request.url.path
     results: list[FeedbackItemResult] = []
     events: list[FeedbackRecorded] = []
@@ -82,13 +82,25 @@ async def record_feedback_batch(
     if differing:
         raise idempotency.reused([f"items/{i}" for i in differing])
     if events:
-        await writer.write(rid, *events)
+        _, positions = await writer.write_placed(rid, *events)
+        # Read once the projector applied the write, so the rows are the ones it kept.
+        overwritten = functools.partial(idempotency.overwritten, events, positions)
+        if keyed is not None and await reads.run(overwritten):
+            raise idempotency.reused()
     if first:
         response.headers[idempotency.REPLAYED] = "true"
-    if keyed is not None and events:
-        await idempotency.check_written(db, {str(e.feedback_id): e.model_dump(mode="json") for e in events})
     accepted = sum(1 for r in results if r.id is not None)
     return FeedbackBatchResult(accepted=accepted, refused=len(results) - accepted, results=results)
+
+
+def _before(
+    ids: list[uuid.UUID], task_ids: set[uuid.UUID], conn: Connection
+) -> tuple[dict[str, Any], dict[uuid.UUID, Any]]:
+    """The batch's reads before it appends, in one trip: the first attempt's rows, the tasks' schemas.
+
+    ``ids``: the keyed request's ids (none for an unkeyed one, which has no first attempt).
+    """
+    return idempotency.feedback_rows_in(conn, ids), _task_schemas(conn, task_ids)
 
 
 def _judge(item: Any) -> FeedbackCreate | list[FieldError]:
@@ -103,13 +115,17 @@ def _judge(item: Any) -> FeedbackCreate | list[FieldError]:
     return describe(text) if text else judged
 
 
-async def _task_schemas(conn: AsyncConnection, task_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """Each existing task's input schema (``None``: no schema); a missing task is left out."""
+def _task_schemas(conn: Connection, task_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Each existing task's input schema (``None``: no schema); a missing or deleted task is left out."""
+    wanted = [str(t) for t in task_ids]
     schemas: dict[uuid.UUID, Any] = {}
-    for task_id in task_ids:
-        row = await tasks.get(conn, task_id)
-        if row is not None:
-            schemas[task_id] = row.settings.get("input_schema")
+    for start in range(0, len(wanted), idempotency.LOOKUP_CHUNK):
+        query = select(tasks.c.id, tasks.c.settings).where(
+            tasks.c.id.in_(wanted[start : start + idempotency.LOOKUP_CHUNK]), tasks.c.deleted.is_(False)
+        )
+        schemas.update(
+            {uuid.UUID(row.id): row.settings.get("input_schema") for row in conn.execute(query).all()}
+        )
     return schemas
 
 
