@@ -38,9 +38,18 @@ def _absent(value: object) -> bool:
     return value is None
 
 
+def _field(event: Event, name: str) -> Any:
+    """``event.name``, or ``None`` when its type has no such field.
+
+    Not ``getattr(event, name, None)``: on a pydantic model a missing name goes through
+    ``__getattr__`` and an ``AttributeError`` raised and caught, a cost on every event wrapped.
+    """
+    return event.__dict__.get(name) if name in type(event).model_fields else None
+
+
 def _subject(event: Event) -> str | None:
     for name in ("job_id", "task_id", "key_id", "subscription_id", "service"):
-        value = getattr(event, name, None)
+        value = _field(event, name)
         if value is not None and str(value):  # CloudEvents: a subject, if present, is not empty
             return str(value)
     return None
@@ -127,8 +136,8 @@ class Envelope(BaseModel):
 
         ``correlation_id`` and ``traceparent`` are inherited from ``causation`` unless given.
         """
-        task_id = getattr(event, "task_id", None)
-        job_id = getattr(event, "job_id", None)
+        task_id = _field(event, "task_id")
+        job_id = _field(event, "job_id")
         if causation is not None and correlation_id is None:
             correlation_id = causation.correlation_id
         if causation is not None and traceparent is None:
