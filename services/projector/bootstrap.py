@@ -30,7 +30,7 @@ REBUILD_BATCH = 5000
 #: Records decoded between two yields to the event loop during a rebuild.
 DECODE_SLICE = 250
 #: Allocations between two collections of the youngest generation during a rebuild (default 700).
-REBUILD_GC_THRESHOLD = 10_000
+REBUILD_GC_THRESHOLD = 50_000
 
 
 async def run_projector(
@@ -68,6 +68,7 @@ async def run_projector(
     projection.highwater = consumer.consumer.highwater
     spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance)
     metrics_server = metrics.serve(metrics_port, metrics_host)
+    _set_aside_startup_heap()
     try:
         await consumer.run(stop)
     finally:
@@ -77,6 +78,18 @@ async def run_projector(
         await projection.close()
         await engine.dispose()
     loops.raise_if_failed()
+
+
+def _set_aside_startup_heap() -> None:
+    """Leave what start-up built (modules, models, compiled statements) out of later collections.
+
+    Every fold allocates rows and dicts by the thousand, and each full collection walked
+    the whole start-up heap again, on the path between a record's arrival and its
+    visibility; a rebuild freezes it for the same reason (:func:`_collector_for_bulk`).
+    Start-up's own garbage is collected first, so none of it is kept for good.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
@@ -162,16 +175,20 @@ async def _read(
         remaining = set(partitions)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=REBUILD_BATCH)
+            # One transaction for the whole fetch, every partition's records in it (as the live
+            # projector folds across partitions): a batch per partition made several small
+            # transactions per fetch, each with its own reads, statements and commit.
+            wanted = []
             for tp, records in batches.items():
-                wanted = [r for r in records if r.offset < ends[tp]]
-                deliveries: list[Delivery] = []
-                for start in range(0, len(wanted), DECODE_SLICE):
-                    deliveries += [_decoded(r) for r in wanted[start : start + DECODE_SLICE]]
-                    await asyncio.sleep(0)  # let the batch being written go on
-                if deliveries:
-                    await out.put(deliveries)
+                wanted += [r for r in records if r.offset < ends[tp]]
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
+            deliveries: list[Delivery] = []
+            for start in range(0, len(wanted), DECODE_SLICE):
+                deliveries += [_decoded(r) for r in wanted[start : start + DECODE_SLICE]]
+                await asyncio.sleep(0)  # let the batch being written go on
+            if deliveries:
+                await out.put(deliveries)
     except Exception:
         # Wake the rebuild waiting on ``out``; it re-raises this error when it awaits the task.
         while not out.empty():

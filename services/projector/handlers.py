@@ -57,40 +57,68 @@ def evolve(view: View, fact: Fact) -> View:
     return view
 
 
-#: Events that read their task's row.
-_READ_TASK = (tk.TaskCreated, tk.TaskUpdated, tk.TaskDeleted, jb.JobRequested)
-
-
 def wanted(facts: Iterable[Fact]) -> Wanted:
-    """The rows the handlers of ``facts`` read. Fetching more is harmless; fetching less is a bug."""
+    """The rows the handlers of ``facts`` read. Fetching more is harmless; fetching less is a bug.
+
+    Dispatched on the event's type, like ``evolve``: most records are feedback, and a chain
+    of ``isinstance`` tests for every record showed in a rebuild's profile.
+    """
     w = Wanted()
     for fact in facts:
         e = fact.envelope.data
-        if isinstance(e, ky.ApiKeyCreated):
-            w.key_ids.add(str(e.key_id))
-            w.key_hashes.add(e.key_hash)
-            w.all_keys |= e.bootstrap  # counts every key
-        elif isinstance(e, ky.ApiKeyRevoked):
-            w.key_ids.add(str(e.key_id))
-            w.all_keys |= e.keep_last_admin  # counts the active admin keys
-        elif isinstance(e, _READ_TASK):
-            w.task_ids.add(str(e.task_id))
-        elif isinstance(e, fb.FeedbackRecorded) and e.source != "seed":
-            # Live feedback counts on its task's row once: is it new, and past the cut-off?
-            w.task_ids.add(str(e.task_id))
-            w.feedback_ids.add(str(e.feedback_id))
-        if isinstance(e, prompts.PromptVersionCreated):
-            w.version_ids.add(str(e.prompt_version_id))
-            w.numbers_of.add(str(e.task_id))
-        elif isinstance(e, prompts.PromptActivated):
-            w.version_ids.add(str(e.prompt_version_id))
-            w.active_versions_of.add(str(e.task_id))
-        webhook_fold.want(w, e)
-        if type(e) in _OF_A_JOB and (job_id := e.job_id) is not None:  # type: ignore[attr-defined]
-            # The job's row, and whether its history holds this event already.
-            w.job_ids.add(str(job_id))
-            w.event_ids.add(str(fact.envelope.id))
+        want = _WANTS.get(type(e))
+        if want is not None:
+            want(w, fact, e)
     return w
+
+
+def _want_key_created(w: Wanted, f: Fact, e: ky.ApiKeyCreated) -> None:
+    w.key_ids.add(str(e.key_id))
+    w.key_hashes.add(e.key_hash)
+    w.all_keys |= e.bootstrap  # counts every key
+
+
+def _want_key_revoked(w: Wanted, f: Fact, e: ky.ApiKeyRevoked) -> None:
+    w.key_ids.add(str(e.key_id))
+    w.all_keys |= e.keep_last_admin  # counts the active admin keys
+
+
+def _want_task(w: Wanted, f: Fact, e: tk.TaskCreated | tk.TaskUpdated | tk.TaskDeleted) -> None:
+    w.task_ids.add(str(e.task_id))
+
+
+def _want_feedback(w: Wanted, f: Fact, e: fb.FeedbackRecorded) -> None:
+    if e.source != "seed":
+        # Live feedback counts on its task's row once: is it new, and past the cut-off?
+        w.task_ids.add(str(e.task_id))
+        w.feedback_ids.add(str(e.feedback_id))
+
+
+def _want_job(w: Wanted, f: Fact, e: Any) -> None:
+    """The job's row, and whether its history holds this event already."""
+    if (job_id := e.job_id) is not None:
+        w.job_ids.add(str(job_id))
+        w.event_ids.add(str(f.envelope.id))
+
+
+def _want_job_requested(w: Wanted, f: Fact, e: jb.JobRequested) -> None:
+    w.task_ids.add(str(e.task_id))
+    _want_job(w, f, e)
+
+
+def _want_version_created(w: Wanted, f: Fact, e: prompts.PromptVersionCreated) -> None:
+    w.version_ids.add(str(e.prompt_version_id))
+    w.numbers_of.add(str(e.task_id))
+    _want_job(w, f, e)
+
+
+def _want_activated(w: Wanted, f: Fact, e: prompts.PromptActivated) -> None:
+    w.version_ids.add(str(e.prompt_version_id))
+    w.active_versions_of.add(str(e.task_id))
+
+
+def _want_webhook(w: Wanted, f: Fact, e: Event) -> None:
+    webhook_fold.want(w, e)
 
 
 def _outcome(
@@ -246,20 +274,21 @@ def on_task_deleted(view: View, f: Fact, e: tk.TaskDeleted) -> None:
 
 def on_feedback(view: View, f: Fact, e: fb.FeedbackRecorded) -> None:
     task_id = str(e.task_id)
+    feedback_id = str(e.feedback_id)
     # Only a new id counts, and on a task that exists (one created later is counted then).
-    live = e.source != "seed" and view.feedback.is_new(str(e.feedback_id))
+    live = e.source != "seed" and view.feedback.is_new(feedback_id)
     if live and (task := view.tasks.get(task_id)) is not None:
         view.feedback_counts.add(task_id, after_cutoff=f.offset > task["last_job_cutoff"])
     view.feedback.add(
         {
-            "id": str(e.feedback_id),
+            "id": feedback_id,
             "task_id": task_id,
             "inputs": e.inputs,
             "output": e.output,
             "score": e.score,
             "source": e.source,
             "metadata": e.metadata,
-            "created_at": f.time,
+            "created_at": f.envelope.time,
             "log_offset": f.offset,
         }
     )
@@ -608,3 +637,20 @@ HANDLERS: dict[type[Event], Handler] = {
 
 #: Event types with a ``job_id`` (a miss through pydantic's ``getattr`` is slow).
 _OF_A_JOB = frozenset(cls for cls in HANDLERS if "job_id" in cls.model_fields)
+
+Want = Callable[[Wanted, Fact, Any], None]
+
+#: What each event type's handler reads (``wanted``); a type not listed reads nothing.
+_WANTS: dict[type[Event], Want] = {
+    **dict.fromkeys(_OF_A_JOB, _want_job),
+    **dict.fromkeys(webhook_fold.HANDLERS, _want_webhook),
+    ky.ApiKeyCreated: _want_key_created,
+    ky.ApiKeyRevoked: _want_key_revoked,
+    tk.TaskCreated: _want_task,
+    tk.TaskUpdated: _want_task,
+    tk.TaskDeleted: _want_task,
+    fb.FeedbackRecorded: _want_feedback,
+    jb.JobRequested: _want_job_requested,
+    prompts.PromptVersionCreated: _want_version_created,
+    prompts.PromptActivated: _want_activated,
+}

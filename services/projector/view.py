@@ -142,10 +142,17 @@ class Appends:
         return key not in self.existing and key not in self.first
 
     def add(self, values: Row) -> None:
-        key = tuple(values[c] for c in self.key_columns)
+        key = self.key(values)
         if key not in self.first:
+            # The row written binds every value given, so only a later add's values need checking.
             self.first[key] = self.blank | values
+            return
         self.bound.append((key, values))
+
+    def key(self, values: Row) -> Key:
+        if len(self.key_columns) == 1:
+            return (values[self.key_columns[0]],)
+        return tuple(values[c] for c in self.key_columns)
 
     def changes(self) -> TableChanges:
         inserts = list(self.first.values())
