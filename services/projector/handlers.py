@@ -22,6 +22,8 @@ from shared.decisions import (
     TaskLife,
     Verdict,
     VersionStatus,
+    decide_key_created,
+    decide_key_revoked,
     decide_prompt_activated,
     decide_task_created,
     decide_task_deleted,
@@ -151,11 +153,14 @@ def _outcome(
 
 def on_key_created(view: View, f: Fact, e: ky.ApiKeyCreated) -> None:
     keys = view.api_keys
-    if e.bootstrap:
-        assert view.all_keys, "a bootstrap key needs every key loaded"
-        if keys.rows:
-            _outcome(view, f, "rejected", e.key_id, "keys_exist", "an API key exists already")
-            return
+    assert view.all_keys or not e.bootstrap, "a bootstrap key needs every key loaded"
+    known = keys.get(str(e.key_id)) is not None or any(
+        r["key_hash"] == e.key_hash for r in keys.rows.values()
+    )
+    verdict = decide_key_created(known=known, bootstrap=e.bootstrap, any_key=bool(keys.rows))
+    if verdict.reason == "keys_exist":
+        _outcome(view, f, "rejected", e.key_id, verdict.reason, verdict.detail)
+        return
     values = {
         "id": str(e.key_id),
         "name": e.name,
@@ -166,26 +171,29 @@ def on_key_created(view: View, f: Fact, e: ky.ApiKeyCreated) -> None:
         "created_at": f.time,
         "role": e.role,
     }
-    # INSERT … ON CONFLICT DO NOTHING: a clash on the id or on the unique hash inserts nothing.
-    if keys.get(values["id"]) is not None or any(r["key_hash"] == e.key_hash for r in keys.rows.values()):
-        keys.bind((values["id"],), values)
-    else:
+    if verdict.accepted:
         keys.insert(values)
+    else:  # a copy of the request (or a clash): INSERT … ON CONFLICT DO NOTHING inserts nothing
+        keys.bind((values["id"],), values)
     _outcome(view, f, "accepted", e.key_id)
 
 
 def on_key_revoked(view: View, f: Fact, e: ky.ApiKeyRevoked) -> None:
-    # The API's key ring folds the same rule: the last active admin key stays, so the
-    # installation can always be administered (keys topic order decides racing revocations).
+    # The API's key ring asks the same function: every process reaches the same verdict.
     key_id = str(e.key_id)
-    if e.keep_last_admin and _last_active_admin(view, key_id):
-        _outcome(view, f, "rejected", e.key_id, "last_admin", "the last active admin key cannot be revoked")
-        return
     row = view.api_keys.get(key_id)
+    verdict = decide_key_revoked(
+        active=row is not None and row["status"] == "active",
+        last_active_admin=e.keep_last_admin and _last_active_admin(view, key_id),
+        keep_last_admin=e.keep_last_admin,
+    )
+    if verdict.reason == "last_admin":
+        _outcome(view, f, "rejected", e.key_id, verdict.reason, verdict.detail)
+        return
     values = {"status": "revoked", "revoked_at": f.time}
-    if row is not None and row["status"] == "active":
+    if verdict.accepted:
         view.api_keys.update((key_id,), **values)
-    else:
+    else:  # revoked already, or unknown: the UPDATE changes no row
         view.api_keys.bind((key_id,), values)
     _outcome(view, f, "accepted", e.key_id)
 
