@@ -96,6 +96,18 @@ def live_task_in(conn: Connection, task_id: uuid.UUID) -> Any:
     return row
 
 
+async def shared_job_view(reads: Reads, job_id: uuid.UUID) -> JobResponse:
+    """The job's answer through ``reads``: concurrent reads of one job share its query."""
+    row = await reads.run(functools.partial(_job_row, job_id), share=("job", job_id))
+    if row is None:
+        raise not_found(f"job {job_id} not found")
+    return JobResponse.from_row(row)
+
+
+def _job_row(job_id: uuid.UUID, conn: Connection) -> Any:
+    return conn.execute(jobs.get_query(job_id)).first()
+
+
 async def job_view(conn: AsyncConnection, job_id: uuid.UUID) -> JobResponse:
     row = await jobs.get(conn, job_id)
     if row is None:

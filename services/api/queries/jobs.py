@@ -12,8 +12,12 @@ from services.api.domain import ACTIVE_STATUSES
 from shared.readmodel.tables import job_events, jobs
 
 
+def get_query(job_id: uuid.UUID) -> Select[Any]:
+    return select(jobs).where(jobs.c.id == str(job_id))
+
+
 async def get(conn: AsyncConnection, job_id: uuid.UUID) -> Any | None:
-    return (await conn.execute(select(jobs).where(jobs.c.id == str(job_id)))).first()
+    return (await conn.execute(get_query(job_id))).first()
 
 
 def page_query(task_id: uuid.UUID | None, limit: int, offset: int) -> Select[Any]:

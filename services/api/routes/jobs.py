@@ -81,10 +81,9 @@ async def list_jobs(
     summary="Get job details",
     responses={200: _example(JOB_EXAMPLE), **problem_responses(401, 404, 422)},
 )
-async def get_job(_: ReadKey, job_id: JobId, db: ReadModel) -> JobResponse:
+async def get_job(_: ReadKey, job_id: JobId, reads: Reads) -> JobResponse:
     """Get details for a specific optimization job."""
-    async with db.connect() as conn:
-        return await views.job_view(conn, job_id)
+    return await views.shared_job_view(reads, job_id)
 
 
 @router.post(
