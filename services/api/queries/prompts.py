@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import prompt_versions as versions
@@ -14,10 +14,13 @@ from shared.readmodel.tables import prompt_versions as versions
 _SHOWN = [c for c in versions.c if c.name != "dspy_state"]
 
 
-async def active(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
+def active_query(task_id: uuid.UUID) -> Select[Any]:
     """The task's active version: one lookup on the (task_id, status) index."""
-    query = select(*_SHOWN).where(versions.c.task_id == str(task_id), versions.c.status == "active")
-    return (await conn.execute(query)).first()
+    return select(*_SHOWN).where(versions.c.task_id == str(task_id), versions.c.status == "active")
+
+
+async def active(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
+    return (await conn.execute(active_query(task_id))).first()
 
 
 async def get(conn: AsyncConnection, task_id: uuid.UUID, version_id: uuid.UUID) -> Any | None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from services.api import views
-from services.api.deps import AdminKey, ReadKey, ReadModel, RequestId, WriterDep
+from services.api.deps import AdminKey, ReadKey, ReadModel, Reads, RequestId, WriterDep
 from services.api.pagination import Limit, Offset
 from services.api.problems import conflict, invalid, not_found
 from services.api.queries import prompts
@@ -30,10 +30,11 @@ router = APIRouter(prefix="/prompts", tags=["prompts"])
 
 
 @router.get("/{task_id}", responses=problem_responses(401, 404, 422))
-async def active_prompt(_: ReadKey, task_id: uuid.UUID, db: ReadModel) -> PromptVersionResponse:
+async def active_prompt(_: ReadKey, task_id: uuid.UUID, reads: Reads) -> PromptVersionResponse:
     """The task's active prompt version. 404 when the task has none (or does not exist)."""
-    async with db.connect() as conn:
-        row = await prompts.active(conn, task_id)
+    # What every application asks for its prompt: concurrent asks for one task share a query.
+    query = prompts.active_query(task_id)
+    row = await reads.run(lambda conn: conn.execute(query).first(), share=("active-prompt", task_id))
     if row is None:
         raise not_found(f"task {task_id} has no active prompt")
     return PromptVersionResponse.from_row(row)
