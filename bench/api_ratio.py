@@ -60,7 +60,7 @@ from pathlib import Path
 import httpx
 
 from bench.api_reads import History, fill_through_the_projector, job_history
-from bench.common import BOOTSTRAP_HEADER, broker
+from bench.common import BOOTSTRAP_HEADER, broker, new_database
 from bench.feedback_path import PARTITIONS, TICKET, Services, processes, until
 from shared.events.topics import Topics
 from shared.kafka.admin import ensure_topics
@@ -279,18 +279,6 @@ async def filled(bootstrap: str, database: str, jobs: int, server: str | None) -
     print(f"{database}, {jobs:,} jobs over {tasks} tasks: filling through the projector", flush=True)
     await fill_through_the_projector(bootstrap, topics, db_url, job_history(history, jobs, tasks))
     return Setup(database, jobs, db_url, prefix, home, history)
-
-
-async def new_database(server: str, name: str) -> str:
-    """Create database ``name`` on the PostgreSQL server whose ``…/postgres`` URL is ``server``."""
-    import asyncpg
-
-    conn = await asyncpg.connect(server.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return server.rsplit("/", 1)[0] + f"/{name}"
 
 
 async def prepare(setup: Setup) -> None:

@@ -85,3 +85,15 @@ class LoadSampler:
 #: The first key of a benchmark's own API: bootstrapping needs an operator secret (issue 11).
 BOOTSTRAP_TOKEN = secrets.token_urlsafe(24)
 BOOTSTRAP_HEADER = {"X-Bootstrap-Token": BOOTSTRAP_TOKEN}
+
+
+async def new_database(server: str, name: str) -> str:
+    """Create database ``name`` on the PostgreSQL server whose ``…/postgres`` URL is ``server``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(server.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.rsplit("/", 1)[0] + f"/{name}"

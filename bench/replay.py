@@ -153,15 +153,9 @@ async def _empty_database(backend: str) -> str:
         return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='kaizen-bench-replay-')) / 'rebuilt.db'}"
     if not backend.startswith("postgresql") or backend.rsplit("/", 1)[-1] != "postgres":
         return backend  # --db-url: the caller's empty database
-    import asyncpg
+    from bench.common import new_database
 
-    name = f"bench_replay_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(backend.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return backend.rsplit("/", 1)[0] + f"/{name}"
+    return await new_database(backend, f"bench_replay_{uuid.uuid4().hex[:8]}")
 
 
 def _rebuild_in_child(
