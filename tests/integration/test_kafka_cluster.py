@@ -130,11 +130,21 @@ async def _write_through_a_kill(
 
 
 async def _check_replication(bootstrap: str, topic: str) -> list[int]:
-    """Every partition has three replicas and needs two in sync; returns each partition's leader."""
+    """Every partition has three replicas and needs two in sync; returns each partition's leader.
+
+    A topic just created reaches every broker's metadata a moment later: the broker that
+    answers may describe it with no partitions yet (seen once on a loaded machine), so it
+    is asked again until all of them show, for a bounded time.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(PLAINTEXT))
     await admin.start()
     try:
-        [described] = await admin.describe_topics([topic])
+        async with asyncio.timeout(30):
+            while True:
+                [described] = await admin.describe_topics([topic])
+                if len(described["partitions"]) == PARTITIONS:
+                    break
+                await asyncio.sleep(0.2)
         [configs] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     finally:
         await admin.close()
