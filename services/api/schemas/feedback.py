@@ -77,7 +77,7 @@ class FeedbackResponse(BaseModel):
         """The answer from the event as appended, equal to :meth:`from_row` of the row it becomes.
 
         The projector stores exactly the event's fields, its ``feedback_id`` as ``id`` and
-        the envelope's ``time`` as ``created_at`` (``services/projector/handlers.py``
+        the envelope's ``time`` as ``created_at`` (``services/projector/tasks.py``
         ``on_feedback``), so the writer need not read its own write back.
         """
         event = envelope.data
