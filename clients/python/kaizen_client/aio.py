@@ -1,31 +1,35 @@
 """``AsyncKaizen``: the same API for asyncio applications.
 
-``feedback()`` is the same non-blocking call as ``Kaizen.feedback()``: it never awaits,
-and its sender runs on its own thread, never on the application's event loop.
+Every method builds its request with ``kaizen_client._calls``, as ``Kaizen`` does, and
+sends it with an ``httpx.AsyncClient``. ``feedback()`` is the same non-blocking call as
+``Kaizen.feedback()``: it never awaits, and its sender runs on its own thread, never on
+the application's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from kaizen_client import _calls as calls
 from kaizen_client import models as m
-from kaizen_client._wire import Call, SseParser, answer, call, client_headers
-from kaizen_client.client import (
-    BufferedFeedback,
+from kaizen_client._feedback import BufferedFeedback
+from kaizen_client._follow import (
+    STREAM_FAILURES,
     EventCallback,
+    EventReader,
+    Follow,
     ProgressCallback,
-    PromptCache,
-    _settings,
-    is_uuid,
+    stream_timeout,
 )
-from kaizen_client.errors import ApiError, KaizenError, NotFound, TransportError
+from kaizen_client._prompts import PromptCache, is_uuid, named, no_task_named
+from kaizen_client._wire import Call, T, answer, client_headers, settings
+from kaizen_client.errors import NotFound
 
 
 class AsyncKaizen(BufferedFeedback):
@@ -46,7 +50,7 @@ class AsyncKaizen(BufferedFeedback):
         transport: httpx.AsyncBaseTransport | None = None,
         sender_transport: httpx.BaseTransport | None = None,
     ) -> None:
-        url, key = _settings(base_url, api_key)
+        url, key = settings(base_url, api_key)
         self._http = httpx.AsyncClient(
             base_url=url, headers=client_headers(key), timeout=timeout, transport=transport
         )
@@ -84,75 +88,47 @@ class AsyncKaizen(BufferedFeedback):
         await self._http.aclose()
         return flushed
 
-    async def _run(self, request: Call) -> Any:
+    async def _run(self, request: Call[T]) -> T:
         try:
-            response = await self._http.request(
-                request.endpoint.method,
-                request.url,
-                params=request.params,
-                headers=request.headers,
-                json=request.json,
-                files=request.files,
-            )
+            response = await self._http.request(**request.arguments())
         except httpx.HTTPError as exc:
-            raise TransportError(f"{request.endpoint.method} {request.url}: {exc!r}") from exc
+            raise request.unreachable(exc) from exc
         return answer(request, response)
 
     async def send_feedback(
         self, item: m.FeedbackCreate, *, idempotency_key: str | None = None
     ) -> m.FeedbackResponse:
-        result: m.FeedbackResponse = await self._run(
-            call("feedback.record", body=item, params={"Idempotency-Key": idempotency_key})
-        )
-        return result
+        return await self._run(calls.feedback_record(item, idempotency_key))
 
     async def send_feedback_batch(
         self, items: list[m.FeedbackCreate], *, idempotency_key: str | None = None
     ) -> m.FeedbackBatchResult:
-        request = call(
-            "feedback.batch", body=m.FeedbackBatch(items=items), params={"Idempotency-Key": idempotency_key}
-        )
-        result: m.FeedbackBatchResult = await self._run(request)
-        return result
+        return await self._run(calls.feedback_batch(items, idempotency_key))
 
     async def list_feedback(
         self, task_id: uuid.UUID | str | None = None, *, limit: int = 50, offset: int = 0
     ) -> list[m.FeedbackResponse]:
-        params = {"task_id": task_id, "limit": limit, "offset": offset}
-        result: list[m.FeedbackResponse] = await self._run(call("feedback.list", params=params))
-        return result
+        return await self._run(calls.feedback_list(task_id, limit, offset))
 
     async def upload_seeds(
         self, task_id: uuid.UUID | str, jsonl: bytes, *, idempotency_key: str | None = None
     ) -> m.SeedUploadResult:
-        request = call(
-            "seeds.upload",
-            path={"task_id": task_id},
-            params={"Idempotency-Key": idempotency_key},
-            files={"file": ("seeds.jsonl", jsonl, "application/x-ndjson")},
-        )
-        result: m.SeedUploadResult = await self._run(request)
-        return result
+        return await self._run(calls.seeds_upload(task_id, jsonl, idempotency_key))
 
     async def optimize(self, task_id: uuid.UUID | str) -> m.OptimizeResponse:
-        result: m.OptimizeResponse = await self._run(call("optimize", path={"task_id": task_id}))
-        return result
+        return await self._run(calls.optimize(task_id))
 
     async def estimate(self, task_id: uuid.UUID | str) -> m.OptimizeEstimate:
-        result: m.OptimizeEstimate = await self._run(call("optimize.estimate", path={"task_id": task_id}))
-        return result
+        return await self._run(calls.optimize_estimate(task_id))
 
     async def health(self) -> m.HealthResponse:
-        result: m.HealthResponse = await self._run(call("health"))
-        return result
+        return await self._run(calls.health())
 
     async def livez(self) -> m.HealthStatus:
-        result: m.HealthStatus = await self._run(call("livez"))
-        return result
+        return await self._run(calls.livez())
 
     async def readyz(self) -> m.HealthStatus:
-        result: m.HealthStatus = await self._run(call("readyz"))
-        return result
+        return await self._run(calls.readyz())
 
 
 class AsyncTasks:
@@ -160,14 +136,10 @@ class AsyncTasks:
         self._c = client
 
     async def create(self, name: str, **settings: Any) -> m.TaskResponse:
-        result: m.TaskResponse = await self._c._run(
-            call("tasks.create", body=m.TaskCreate(name=name, **settings))
-        )
-        return result
+        return await self._c._run(calls.tasks_create(name, settings))
 
     async def list(self, *, limit: int = 50, cursor: str | None = None) -> m.TaskPage:
-        result: m.TaskPage = await self._c._run(call("tasks.list", params={"limit": limit, "cursor": cursor}))
-        return result
+        return await self._c._run(calls.tasks_list(limit, cursor))
 
     async def iter(self, *, page_size: int = 100) -> AsyncIterator[m.TaskResponse]:
         cursor: str | None = None
@@ -180,16 +152,13 @@ class AsyncTasks:
             cursor = page.next_cursor
 
     async def get(self, task_id: uuid.UUID | str) -> m.TaskResponse:
-        result: m.TaskResponse = await self._c._run(call("tasks.get", path={"task_id": task_id}))
-        return result
+        return await self._c._run(calls.tasks_get(task_id))
 
     async def update(self, task_id: uuid.UUID | str, **changes: Any) -> m.TaskResponse:
-        request = call("tasks.update", path={"task_id": task_id}, body=m.TaskUpdate(**changes))
-        result: m.TaskResponse = await self._c._run(request)
-        return result
+        return await self._c._run(calls.tasks_update(task_id, changes))
 
     async def delete(self, task_id: uuid.UUID | str) -> None:
-        await self._c._run(call("tasks.delete", path={"task_id": task_id}))
+        await self._c._run(calls.tasks_delete(task_id))
 
 
 class AsyncKeys:
@@ -197,22 +166,16 @@ class AsyncKeys:
         self._c = client
 
     async def bootstrap(self, name: str, token: str | None = None) -> m.KeyCreated:
-        request = call(
-            "keys.bootstrap", body=m.BootstrapCreate(name=name), params={"X-Bootstrap-Token": token}
-        )
-        result: m.KeyCreated = await self._c._run(request)
-        return result
+        return await self._c._run(calls.keys_bootstrap(name, token))
 
     async def create(self, name: str, role: m.KeyRole) -> m.KeyCreated:
-        result: m.KeyCreated = await self._c._run(call("keys.create", body=m.KeyCreate(name=name, role=role)))
-        return result
+        return await self._c._run(calls.keys_create(name, role))
 
     async def list(self) -> list[m.KeyInfo]:
-        result: list[m.KeyInfo] = await self._c._run(call("keys.list"))
-        return result
+        return await self._c._run(calls.keys_list())
 
     async def revoke(self, key_id: uuid.UUID | str) -> None:
-        await self._c._run(call("keys.revoke", path={"key_id": key_id}))
+        await self._c._run(calls.keys_revoke(key_id))
 
 
 class AsyncWebhooks:
@@ -225,30 +188,22 @@ class AsyncWebhooks:
         self, url: str, *, types: builtins.list[str] | None = None, task_id: uuid.UUID | str | None = None
     ) -> m.WebhookCreated:
         """Subscribe ``url``; the answer's ``secret`` is shown only this once."""
-        body = m.WebhookCreate(url=url, types=types, task_id=uuid.UUID(str(task_id)) if task_id else None)
-        result: m.WebhookCreated = await self._c._run(call("webhooks.create", body=body))
-        return result
+        return await self._c._run(calls.webhooks_create(url, types, task_id))
 
     async def list(self) -> builtins.list[m.WebhookInfo]:
-        result: builtins.list[m.WebhookInfo] = await self._c._run(call("webhooks.list"))
-        return result
+        return await self._c._run(calls.webhooks_list())
 
     async def get(self, webhook_id: uuid.UUID | str) -> m.WebhookInfo:
-        result: m.WebhookInfo = await self._c._run(call("webhooks.get", path={"webhook_id": webhook_id}))
-        return result
+        return await self._c._run(calls.webhooks_get(webhook_id))
 
     async def delete(self, webhook_id: uuid.UUID | str) -> None:
-        await self._c._run(call("webhooks.delete", path={"webhook_id": webhook_id}))
+        await self._c._run(calls.webhooks_delete(webhook_id))
 
     async def deliveries(
         self, webhook_id: uuid.UUID | str, *, limit: int = 50, offset: int = 0
     ) -> builtins.list[m.WebhookDelivery]:
         """The subscription's delivery attempts, newest first (the dead-letter view)."""
-        request = call(
-            "webhooks.deliveries", path={"webhook_id": webhook_id}, params={"limit": limit, "offset": offset}
-        )
-        result: builtins.list[m.WebhookDelivery] = await self._c._run(request)
-        return result
+        return await self._c._run(calls.webhooks_deliveries(webhook_id, limit, offset))
 
 
 class AsyncPrompts:
@@ -266,42 +221,30 @@ class AsyncPrompts:
         return self.cache.put(key, (await self.get(task_id)).prompt_text)
 
     async def _task_id(self, name: str) -> str:
-        wanted = name.casefold().strip()
         async for task in self._c.tasks.iter():
-            if task.name.casefold().strip() == wanted:
+            if named(task.name, name):
                 return str(task.id)
-        raise KaizenError(f"no task is named {name!r}")
+        raise no_task_named(name)
 
     async def get(self, task_id: uuid.UUID | str) -> m.PromptVersionResponse:
-        result: m.PromptVersionResponse = await self._c._run(
-            call("prompts.active", path={"task_id": task_id})
-        )
-        return result
+        return await self._c._run(calls.prompts_active(task_id))
 
     async def versions(
         self, task_id: uuid.UUID | str, *, limit: int = 50, offset: int = 0
     ) -> list[m.PromptVersionResponse]:
-        request = call(
-            "prompts.versions", path={"task_id": task_id}, params={"limit": limit, "offset": offset}
-        )
-        result: list[m.PromptVersionResponse] = await self._c._run(request)
-        return result
+        return await self._c._run(calls.prompts_versions(task_id, limit, offset))
 
     async def register(
         self, task_id: uuid.UUID | str, prompt_text: str, *, activate: bool = True
     ) -> m.PromptVersionResponse:
-        body = m.PromptRegistration(prompt_text=prompt_text, activate=activate)
-        request = call("prompts.register", path={"task_id": task_id}, body=body)
-        result: m.PromptVersionResponse = await self._c._run(request)
+        result = await self._c._run(calls.prompts_register(task_id, prompt_text, activate))
         self.cache.clear()
         return result
 
     async def activate(
         self, task_id: uuid.UUID | str, version_id: uuid.UUID | str
     ) -> m.PromptVersionResponse:
-        body = m.ActivateRequest(version_id=uuid.UUID(str(version_id)))
-        request = call("prompts.activate", path={"task_id": task_id}, body=body)
-        result: m.PromptVersionResponse = await self._c._run(request)
+        result = await self._c._run(calls.prompts_activate(task_id, version_id))
         self.cache.clear()
         return result
 
@@ -313,41 +256,37 @@ class AsyncJobs:
     async def list(
         self, task_id: uuid.UUID | str | None = None, *, limit: int = 50, offset: int = 0
     ) -> list[m.JobResponse]:
-        params = {"task_id": task_id, "limit": limit, "offset": offset}
-        result: list[m.JobResponse] = await self._c._run(call("jobs.list", params=params))
-        return result
+        return await self._c._run(calls.jobs_list(task_id, limit, offset))
 
     async def get(self, job_id: uuid.UUID | str) -> m.JobResponse:
-        result: m.JobResponse = await self._c._run(call("jobs.get", path={"job_id": job_id}))
-        return result
+        return await self._c._run(calls.jobs_get(job_id))
 
     async def retry_pr(self, job_id: uuid.UUID | str) -> m.JobResponse:
-        result: m.JobResponse = await self._c._run(call("jobs.retry_pr", path={"job_id": job_id}))
-        return result
+        return await self._c._run(calls.jobs_retry_pr(job_id))
 
     async def cancel(self, job_id: uuid.UUID | str) -> m.JobResponse:
-        result: m.JobResponse = await self._c._run(call("jobs.cancel", path={"job_id": job_id}))
-        return result
+        return await self._c._run(calls.jobs_cancel(job_id))
 
     async def events(self, job_id: uuid.UUID | str) -> builtins.list[m.JobEvent]:
-        result: builtins.list[m.JobEvent] = await self._c._run(call("jobs.events", path={"job_id": job_id}))
-        return result
+        return await self._c._run(calls.jobs_events(job_id))
 
     async def stream(
         self, job_id: uuid.UUID | str, *, last_event_id: int | None = None
     ) -> AsyncIterator[m.JobEvent]:
-        request = call("jobs.stream", path={"job_id": job_id}, params={"Last-Event-ID": last_event_id})
-        headers = {**request.headers, "Accept": "text/event-stream"}
-        timeout = httpx.Timeout(self._c._http.timeout.connect, read=60.0)
-        async with self._c._http.stream("GET", request.url, headers=headers, timeout=timeout) as response:
+        request = calls.jobs_stream(job_id, last_event_id)
+        http = self._c._http
+        timeout = stream_timeout(http.timeout)
+        async with http.stream(
+            request.endpoint.method, request.url, headers=request.headers, timeout=timeout
+        ) as response:
             if response.status_code >= 400:
                 await response.aread()
                 answer(request, response)
-            parser = SseParser()
+            reader = EventReader()
             async for line in response.aiter_lines():
-                event = parser.feed(line)
-                if event is not None and event.data:
-                    yield m.JobEvent.model_validate_json(event.data)
+                event = reader.feed(line)
+                if event is not None:
+                    yield event
 
     async def wait(
         self,
@@ -359,41 +298,26 @@ class AsyncJobs:
         poll_interval: float = 1.0,
     ) -> m.JobResponse:
         """Like ``Kaizen.jobs.wait``: SSE first, polling as the fallback; returns the terminal job."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        seen: tuple[str, str | None] | None = None
-
-        async def check() -> m.JobResponse:
-            nonlocal seen
-            job = await self.get(job_id)
-            if on_progress is not None and (job.status, job.progress_step) != seen:
-                on_progress(job)
-            seen = (job.status, job.progress_step)
-            return job
-
-        job = await check()
-        last: int | None = None
-        streaming = True
+        follow = Follow(job_id, on_progress, on_event, timeout)
+        job = follow.checked(await self.get(job_id))
         while not job.terminal:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
-            if streaming:
+            follow.check_deadline(job)
+            if follow.streaming:
                 try:
                     ended = True
-                    async for event in self.stream(job_id, last_event_id=last):
-                        last = event.offset
-                        if on_event is not None:
-                            on_event(event)
-                        job = await check()
-                        if job.terminal or (deadline is not None and time.monotonic() > deadline):
+                    async for event in self.stream(job_id, last_event_id=follow.last):
+                        follow.event(event)
+                        job = follow.checked(await self.get(job_id))
+                        if follow.done(job):
                             ended = False
                             break
                     if ended:
                         await asyncio.sleep(min(poll_interval, 0.5))
                 except NotFound:
                     raise
-                except (ApiError, TransportError, httpx.HTTPError, ValueError):
-                    streaming = False
+                except STREAM_FAILURES:
+                    follow.streaming = False
             else:
                 await asyncio.sleep(poll_interval)
-            job = await check()
+            job = follow.checked(await self.get(job_id))
         return job

@@ -1,136 +1,50 @@
-"""``Kaizen``: the synchronous client, and the non-blocking ``feedback()`` every client shares."""
+"""``Kaizen``: the synchronous client.
+
+Every method builds its request with ``kaizen_client._calls`` (the same builders
+``AsyncKaizen`` uses) and sends it with an ``httpx.Client``; ``feedback()`` comes from
+``kaizen_client._feedback``, which both clients share.
+"""
 
 from __future__ import annotations
 
-import atexit
 import builtins
-import json
-import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
+from kaizen_client import _calls as calls
 from kaizen_client import models as m
-from kaizen_client._wire import Call, SseParser, answer, call, client_headers
-from kaizen_client.buffer import FeedbackBuffer, Stats
-from kaizen_client.errors import ApiError, KaizenError, NotFound, TransportError
+from kaizen_client._feedback import BufferedFeedback, feedback_item
+from kaizen_client._follow import (
+    STREAM_FAILURES,
+    EventCallback,
+    EventReader,
+    Follow,
+    ProgressCallback,
+    stream_timeout,
+)
+from kaizen_client._prompts import PromptCache, is_uuid, named, no_task_named
+from kaizen_client._wire import Call, T, answer, client_headers, settings
+from kaizen_client.errors import NotFound
 
-ProgressCallback = Callable[[m.JobResponse], None]
-EventCallback = Callable[[m.JobEvent], None]
-
-
-def _settings(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
-    url = base_url or os.environ.get("KAIZEN_URL") or "http://127.0.0.1:8000"
-    return url.rstrip("/"), api_key or os.environ.get("KAIZEN_API_KEY")
-
-
-def feedback_item(
-    task_id: uuid.UUID | str,
-    inputs: dict[str, Any],
-    output: str,
-    score: float,
-    source: str,
-    metadata: dict[str, Any] | None,
-) -> bytes:
-    """One item's JSON, encoded without validation (the server judges it): the hot path stays cheap."""
-    item = {
-        "task_id": str(task_id),
-        "inputs": inputs,
-        "output": output,
-        "score": score,
-        "source": source,
-        "metadata": metadata or {},
-    }
-    return _encode(item).encode()
-
-
-#: Compact JSON; a value JSON cannot carry is sent as its ``str()`` rather than refused here.
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-class BufferedFeedback:
-    """The part of both clients that never blocks: ``feedback()``, ``flush()``, ``stats``.
-
-    The buffer posts with its own ``httpx.Client`` on its own thread, so an ``AsyncKaizen``
-    uses it too without touching the application's event loop.
-    """
-
-    def _init_buffer(
-        self,
-        base_url: str,
-        api_key: str | None,
-        *,
-        timeout: float,
-        buffer_size: int,
-        batch_size: int,
-        flush_interval: float,
-        retry_for: float,
-        exit_timeout: float,
-        transport: httpx.BaseTransport | None,
-    ) -> None:
-        self._sender_http: httpx.Client | None = None
-        self._sender_lock = threading.Lock()
-        self._sender_args = (base_url, api_key, timeout, transport)
-        self._buffer = FeedbackBuffer(
-            self._post_batch,
-            capacity=buffer_size,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            retry_for=retry_for,
-        )
-        self._exit_timeout = exit_timeout
-        atexit.register(self._at_exit)
-
-    def feedback(
-        self,
-        task_id: uuid.UUID | str,
-        inputs: dict[str, Any],
-        output: str,
-        score: float,
-        *,
-        source: str = "sdk",
-        metadata: dict[str, Any] | None = None,
-    ) -> bool:
-        """Queue one scored output; returns at once. Never raises, never blocks, sends nothing here.
-
-        ``False`` means it was dropped (the buffer is full) and counted in ``stats.dropped``.
-        """
-        try:
-            return self._buffer.put(feedback_item(task_id, inputs, output, score, source, metadata))
-        except Exception:  # the application must never see an error from here
-            return False
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait (at most ``timeout`` s) until every queued item is delivered, refused or dropped."""
-        return self._buffer.flush(timeout)
-
-    @property
-    def stats(self) -> Stats:
-        return self._buffer.stats
-
-    def _post_batch(self, body: bytes, key: str) -> httpx.Response:
-        with self._sender_lock:
-            if self._sender_http is None:
-                base_url, api_key, timeout, transport = self._sender_args
-                self._sender_http = httpx.Client(
-                    base_url=base_url, headers=client_headers(api_key), timeout=timeout, transport=transport
-                )
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        return self._sender_http.post("/api/v1/feedback/batch", content=body, headers=headers)
-
-    def _close_buffer(self, timeout: float) -> bool:
-        atexit.unregister(self._at_exit)
-        flushed = self._buffer.close(timeout)
-        if self._sender_http is not None:
-            self._sender_http.close()
-        return flushed
-
-    def _at_exit(self) -> None:
-        self._buffer.close(self._exit_timeout)
+# Names this module has always offered, now defined in the modules both clients share.
+__all__ = [
+    "BufferedFeedback",
+    "EventCallback",
+    "Jobs",
+    "Kaizen",
+    "Keys",
+    "ProgressCallback",
+    "PromptCache",
+    "Prompts",
+    "Tasks",
+    "Webhooks",
+    "feedback_item",
+    "is_uuid",
+]
 
 
 class Kaizen(BufferedFeedback):
@@ -154,7 +68,7 @@ class Kaizen(BufferedFeedback):
         prompt_ttl: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        url, key = _settings(base_url, api_key)
+        url, key = settings(base_url, api_key)
         self._http = httpx.Client(
             base_url=url, headers=client_headers(key), timeout=timeout, transport=transport
         )
@@ -187,18 +101,11 @@ class Kaizen(BufferedFeedback):
         self._http.close()
         return flushed
 
-    def _run(self, request: Call) -> Any:
+    def _run(self, request: Call[T]) -> T:
         try:
-            response = self._http.request(
-                request.endpoint.method,
-                request.url,
-                params=request.params,
-                headers=request.headers,
-                json=request.json,
-                files=request.files,
-            )
+            response = self._http.request(**request.arguments())
         except httpx.HTTPError as exc:
-            raise TransportError(f"{request.endpoint.method} {request.url}: {exc!r}") from exc
+            raise request.unreachable(exc) from exc
         return answer(request, response)
 
     # --- direct calls ------------------------------------------------------------------------
@@ -207,60 +114,39 @@ class Kaizen(BufferedFeedback):
         self, item: m.FeedbackCreate, *, idempotency_key: str | None = None
     ) -> m.FeedbackResponse:
         """Record one item now and wait for it (raises on failure); ``feedback()`` is the non-blocking way."""
-        result: m.FeedbackResponse = self._run(
-            call("feedback.record", body=item, params={"Idempotency-Key": idempotency_key})
-        )
-        return result
+        return self._run(calls.feedback_record(item, idempotency_key))
 
     def send_feedback_batch(
         self, items: list[m.FeedbackCreate], *, idempotency_key: str | None = None
     ) -> m.FeedbackBatchResult:
-        body = m.FeedbackBatch(items=items)
-        result: m.FeedbackBatchResult = self._run(
-            call("feedback.batch", body=body, params={"Idempotency-Key": idempotency_key})
-        )
-        return result
+        return self._run(calls.feedback_batch(items, idempotency_key))
 
     def list_feedback(
         self, task_id: uuid.UUID | str | None = None, *, limit: int = 50, offset: int = 0
     ) -> list[m.FeedbackResponse]:
-        params = {"task_id": task_id, "limit": limit, "offset": offset}
-        result: list[m.FeedbackResponse] = self._run(call("feedback.list", params=params))
-        return result
+        return self._run(calls.feedback_list(task_id, limit, offset))
 
     def upload_seeds(
         self, task_id: uuid.UUID | str, jsonl: bytes, *, idempotency_key: str | None = None
     ) -> m.SeedUploadResult:
-        request = call(
-            "seeds.upload",
-            path={"task_id": task_id},
-            params={"Idempotency-Key": idempotency_key},
-            files={"file": ("seeds.jsonl", jsonl, "application/x-ndjson")},
-        )
-        result: m.SeedUploadResult = self._run(request)
-        return result
+        return self._run(calls.seeds_upload(task_id, jsonl, idempotency_key))
 
     def optimize(self, task_id: uuid.UUID | str) -> m.OptimizeResponse:
         """Start an optimization job now; ``client.jobs.wait(result.job.id)`` follows it."""
-        result: m.OptimizeResponse = self._run(call("optimize", path={"task_id": task_id}))
-        return result
+        return self._run(calls.optimize(task_id))
 
     def estimate(self, task_id: uuid.UUID | str) -> m.OptimizeEstimate:
         """What ``optimize(task_id)`` would estimate now, without starting a job (a read key will do)."""
-        result: m.OptimizeEstimate = self._run(call("optimize.estimate", path={"task_id": task_id}))
-        return result
+        return self._run(calls.optimize_estimate(task_id))
 
     def health(self) -> m.HealthResponse:
-        result: m.HealthResponse = self._run(call("health"))
-        return result
+        return self._run(calls.health())
 
     def livez(self) -> m.HealthStatus:
-        result: m.HealthStatus = self._run(call("livez"))
-        return result
+        return self._run(calls.livez())
 
     def readyz(self) -> m.HealthStatus:
-        result: m.HealthStatus = self._run(call("readyz"))
-        return result
+        return self._run(calls.readyz())
 
 
 class Tasks:
@@ -268,12 +154,10 @@ class Tasks:
         self._c = client
 
     def create(self, name: str, **settings: Any) -> m.TaskResponse:
-        result: m.TaskResponse = self._c._run(call("tasks.create", body=m.TaskCreate(name=name, **settings)))
-        return result
+        return self._c._run(calls.tasks_create(name, settings))
 
     def list(self, *, limit: int = 50, cursor: str | None = None) -> m.TaskPage:
-        result: m.TaskPage = self._c._run(call("tasks.list", params={"limit": limit, "cursor": cursor}))
-        return result
+        return self._c._run(calls.tasks_list(limit, cursor))
 
     def iter(self, *, page_size: int = 100) -> Iterator[m.TaskResponse]:
         cursor: str | None = None
@@ -285,16 +169,13 @@ class Tasks:
             cursor = page.next_cursor
 
     def get(self, task_id: uuid.UUID | str) -> m.TaskResponse:
-        result: m.TaskResponse = self._c._run(call("tasks.get", path={"task_id": task_id}))
-        return result
+        return self._c._run(calls.tasks_get(task_id))
 
     def update(self, task_id: uuid.UUID | str, **changes: Any) -> m.TaskResponse:
-        body = m.TaskUpdate(**changes)
-        result: m.TaskResponse = self._c._run(call("tasks.update", path={"task_id": task_id}, body=body))
-        return result
+        return self._c._run(calls.tasks_update(task_id, changes))
 
     def delete(self, task_id: uuid.UUID | str) -> None:
-        self._c._run(call("tasks.delete", path={"task_id": task_id}))
+        self._c._run(calls.tasks_delete(task_id))
 
 
 class Keys:
@@ -302,22 +183,16 @@ class Keys:
         self._c = client
 
     def bootstrap(self, name: str, token: str | None = None) -> m.KeyCreated:
-        params = {"X-Bootstrap-Token": token}
-        result: m.KeyCreated = self._c._run(
-            call("keys.bootstrap", body=m.BootstrapCreate(name=name), params=params)
-        )
-        return result
+        return self._c._run(calls.keys_bootstrap(name, token))
 
     def create(self, name: str, role: m.KeyRole) -> m.KeyCreated:
-        result: m.KeyCreated = self._c._run(call("keys.create", body=m.KeyCreate(name=name, role=role)))
-        return result
+        return self._c._run(calls.keys_create(name, role))
 
     def list(self) -> list[m.KeyInfo]:
-        result: list[m.KeyInfo] = self._c._run(call("keys.list"))
-        return result
+        return self._c._run(calls.keys_list())
 
     def revoke(self, key_id: uuid.UUID | str) -> None:
-        self._c._run(call("keys.revoke", path={"key_id": key_id}))
+        self._c._run(calls.keys_revoke(key_id))
 
 
 class Webhooks:
@@ -330,58 +205,22 @@ class Webhooks:
         self, url: str, *, types: builtins.list[str] | None = None, task_id: uuid.UUID | str | None = None
     ) -> m.WebhookCreated:
         """Subscribe ``url``; the answer's ``secret`` is shown only this once."""
-        body = m.WebhookCreate(url=url, types=types, task_id=uuid.UUID(str(task_id)) if task_id else None)
-        result: m.WebhookCreated = self._c._run(call("webhooks.create", body=body))
-        return result
+        return self._c._run(calls.webhooks_create(url, types, task_id))
 
     def list(self) -> list[m.WebhookInfo]:
-        result: list[m.WebhookInfo] = self._c._run(call("webhooks.list"))
-        return result
+        return self._c._run(calls.webhooks_list())
 
     def get(self, webhook_id: uuid.UUID | str) -> m.WebhookInfo:
-        result: m.WebhookInfo = self._c._run(call("webhooks.get", path={"webhook_id": webhook_id}))
-        return result
+        return self._c._run(calls.webhooks_get(webhook_id))
 
     def delete(self, webhook_id: uuid.UUID | str) -> None:
-        self._c._run(call("webhooks.delete", path={"webhook_id": webhook_id}))
+        self._c._run(calls.webhooks_delete(webhook_id))
 
     def deliveries(
         self, webhook_id: uuid.UUID | str, *, limit: int = 50, offset: int = 0
     ) -> builtins.list[m.WebhookDelivery]:
         """The subscription's delivery attempts, newest first (the dead-letter view)."""
-        request = call(
-            "webhooks.deliveries", path={"webhook_id": webhook_id}, params={"limit": limit, "offset": offset}
-        )
-        result: builtins.list[m.WebhookDelivery] = self._c._run(request)
-        return result
-
-
-class PromptCache:
-    """Active prompt texts by task, each kept ``ttl`` seconds (shared by both clients)."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._texts: dict[str, tuple[float, str]] = {}
-        self._task_ids: dict[str, str] = {}
-
-    def get(self, task: str) -> str | None:
-        hit = self._texts.get(task)
-        return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl else None
-
-    def put(self, task: str, text: str) -> str:
-        self._texts[task] = (time.monotonic(), text)
-        return text
-
-    def clear(self) -> None:
-        self._texts.clear()
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+        return self._c._run(calls.webhooks_deliveries(webhook_id, limit, offset))
 
 
 class Prompts:
@@ -402,40 +241,28 @@ class Prompts:
         return self.cache.put(key, self.get(task_id).prompt_text)
 
     def _task_id(self, name: str) -> str:
-        wanted = name.casefold().strip()
         for task in self._c.tasks.iter():
-            if task.name.casefold().strip() == wanted:
+            if named(task.name, name):
                 return str(task.id)
-        raise KaizenError(f"no task is named {name!r}")
+        raise no_task_named(name)
 
     def get(self, task_id: uuid.UUID | str) -> m.PromptVersionResponse:
-        result: m.PromptVersionResponse = self._c._run(call("prompts.active", path={"task_id": task_id}))
-        return result
+        return self._c._run(calls.prompts_active(task_id))
 
     def versions(
         self, task_id: uuid.UUID | str, *, limit: int = 50, offset: int = 0
     ) -> list[m.PromptVersionResponse]:
-        request = call(
-            "prompts.versions", path={"task_id": task_id}, params={"limit": limit, "offset": offset}
-        )
-        result: list[m.PromptVersionResponse] = self._c._run(request)
-        return result
+        return self._c._run(calls.prompts_versions(task_id, limit, offset))
 
     def register(
         self, task_id: uuid.UUID | str, prompt_text: str, *, activate: bool = True
     ) -> m.PromptVersionResponse:
-        body = m.PromptRegistration(prompt_text=prompt_text, activate=activate)
-        result: m.PromptVersionResponse = self._c._run(
-            call("prompts.register", path={"task_id": task_id}, body=body)
-        )
+        result = self._c._run(calls.prompts_register(task_id, prompt_text, activate))
         self.cache.clear()
         return result
 
     def activate(self, task_id: uuid.UUID | str, version_id: uuid.UUID | str) -> m.PromptVersionResponse:
-        body = m.ActivateRequest(version_id=uuid.UUID(str(version_id)))
-        result: m.PromptVersionResponse = self._c._run(
-            call("prompts.activate", path={"task_id": task_id}, body=body)
-        )
+        result = self._c._run(calls.prompts_activate(task_id, version_id))
         self.cache.clear()
         return result
 
@@ -447,40 +274,36 @@ class Jobs:
     def list(
         self, task_id: uuid.UUID | str | None = None, *, limit: int = 50, offset: int = 0
     ) -> list[m.JobResponse]:
-        params = {"task_id": task_id, "limit": limit, "offset": offset}
-        result: list[m.JobResponse] = self._c._run(call("jobs.list", params=params))
-        return result
+        return self._c._run(calls.jobs_list(task_id, limit, offset))
 
     def get(self, job_id: uuid.UUID | str) -> m.JobResponse:
-        result: m.JobResponse = self._c._run(call("jobs.get", path={"job_id": job_id}))
-        return result
+        return self._c._run(calls.jobs_get(job_id))
 
     def retry_pr(self, job_id: uuid.UUID | str) -> m.JobResponse:
-        result: m.JobResponse = self._c._run(call("jobs.retry_pr", path={"job_id": job_id}))
-        return result
+        return self._c._run(calls.jobs_retry_pr(job_id))
 
     def cancel(self, job_id: uuid.UUID | str) -> m.JobResponse:
-        result: m.JobResponse = self._c._run(call("jobs.cancel", path={"job_id": job_id}))
-        return result
+        return self._c._run(calls.jobs_cancel(job_id))
 
     def events(self, job_id: uuid.UUID | str) -> builtins.list[m.JobEvent]:
-        result: builtins.list[m.JobEvent] = self._c._run(call("jobs.events", path={"job_id": job_id}))
-        return result
+        return self._c._run(calls.jobs_events(job_id))
 
     def stream(self, job_id: uuid.UUID | str, *, last_event_id: int | None = None) -> Iterator[m.JobEvent]:
         """The job's events as they happen (Server-Sent Events); ends with the job."""
-        request = call("jobs.stream", path={"job_id": job_id}, params={"Last-Event-ID": last_event_id})
-        headers = {**request.headers, "Accept": "text/event-stream"}
-        timeout = httpx.Timeout(self._c._http.timeout.connect, read=60.0)
-        with self._c._http.stream("GET", request.url, headers=headers, timeout=timeout) as response:
+        request = calls.jobs_stream(job_id, last_event_id)
+        http = self._c._http
+        timeout = stream_timeout(http.timeout)
+        with http.stream(
+            request.endpoint.method, request.url, headers=request.headers, timeout=timeout
+        ) as response:
             if response.status_code >= 400:
                 response.read()
                 answer(request, response)
-            parser = SseParser()
+            reader = EventReader()
             for line in response.iter_lines():
-                event = parser.feed(line)
-                if event is not None and event.data:
-                    yield m.JobEvent.model_validate_json(event.data)
+                event = reader.feed(line)
+                if event is not None:
+                    yield event
 
     def wait(
         self,
@@ -498,39 +321,24 @@ class Jobs:
         gets the job each time its status or step changes; ``on_event`` every raw event.
         Raises ``TimeoutError`` after ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        seen: tuple[str, str | None] | None = None
-
-        def check() -> m.JobResponse:
-            nonlocal seen
-            job = self.get(job_id)
-            if on_progress is not None and (job.status, job.progress_step) != seen:
-                on_progress(job)
-            seen = (job.status, job.progress_step)
-            return job
-
-        job = check()
-        last: int | None = None
-        streaming = True
+        follow = Follow(job_id, on_progress, on_event, timeout)
+        job = follow.checked(self.get(job_id))
         while not job.terminal:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
-            if streaming:
+            follow.check_deadline(job)
+            if follow.streaming:
                 try:
-                    for event in self.stream(job_id, last_event_id=last):
-                        last = event.offset
-                        if on_event is not None:
-                            on_event(event)
-                        job = check()
-                        if job.terminal or (deadline is not None and time.monotonic() > deadline):
+                    for event in self.stream(job_id, last_event_id=follow.last):
+                        follow.event(event)
+                        job = follow.checked(self.get(job_id))
+                        if follow.done(job):
                             break
                     else:
                         time.sleep(min(poll_interval, 0.5))  # the stream ended early: reconnect
                 except NotFound:
                     raise
-                except (ApiError, TransportError, httpx.HTTPError, ValueError):
-                    streaming = False  # fall back to polling
+                except STREAM_FAILURES:
+                    follow.streaming = False  # fall back to polling
             else:
                 time.sleep(poll_interval)
-            job = check()
+            job = follow.checked(self.get(job_id))
         return job
