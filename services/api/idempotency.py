@@ -73,17 +73,16 @@ def scope(key: KeyRecord, route: str, token: str | None) -> Scope | None:
 
 
 async def feedback_rows(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
-    """The feedback rows (seeds included) with these ids, by id."""
-    wanted = [str(i) for i in ids]
-    found: dict[str, Any] = {}
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        query = select(feedback).where(feedback.c.id.in_(wanted[start : start + LOOKUP_CHUNK]))
-        found.update({row.id: row for row in (await conn.execute(query)).all()})
-    return found
+    """:func:`feedback_rows_in` on an async connection (through ``run_sync``: one query to keep)."""
+    return await conn.run_sync(feedback_rows_in, ids)
 
 
 def feedback_rows_in(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
-    """:func:`feedback_rows` for synchronous work (``Reads.run``)."""
+    """The feedback rows (seeds included) with these ids, by id.
+
+    Synchronous, so it runs inside one ``Reads.run`` trip; :func:`feedback_rows` runs it
+    on an async connection.
+    """
     wanted = [str(i) for i in ids]
     found: dict[str, Any] = {}
     for start in range(0, len(wanted), LOOKUP_CHUNK):

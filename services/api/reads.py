@@ -9,7 +9,7 @@ processes share, those wake-ups, not SQLite's work, set the hot routes' latency
 On a SQLite file :meth:`Reads.run` therefore runs a request's whole read, a synchronous
 ``work(conn)``, in one transaction (one snapshot) on a read-only (``query_only``) twin of
 the read model's engine, in a thread of its own: the projector's batch transactions use
-the same machinery (``shared.readmodel.db.Transactions``).
+the same machinery (``shared.readmodel.transactions.Transactions``).
 
 Under load the hand-off itself was the cost: a trip per request (an executor item, a
 future, a wake-up of the event loop, the GIL changing hands twice), and a pool checkout
@@ -36,7 +36,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.readmodel.db import Transactions
+from shared.readmodel.transactions import Transactions
 
 T = TypeVar("T")
 

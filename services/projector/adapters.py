@@ -2,7 +2,7 @@
 
 Dialect-neutral (SQLite and PostgreSQL); offsets live in ``shared.kafka.offsets``.
 Synchronous: the projection runs a whole batch transaction in one call
-(``shared.readmodel.db.Transactions``), in a worker thread on SQLite.
+(``shared.readmodel.transactions.Transactions``), in a worker thread on SQLite.
 """
 
 from __future__ import annotations

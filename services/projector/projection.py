@@ -32,8 +32,9 @@ from shared.kafka.consumer import Delivery
 from shared.kafka.fold_transactions import InWorkerThread
 from shared.kafka.offsets import TableOffsets
 from shared.kafka.producer import EventLog
-from shared.readmodel.db import Transactions, refused_data
+from shared.readmodel.db import refused_data
 from shared.readmodel.tables import projector_offsets
+from shared.readmodel.transactions import Transactions
 
 log = logging.getLogger(__name__)
 

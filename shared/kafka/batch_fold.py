@@ -27,7 +27,7 @@ whole, or held open to fold parts of it in savepoints. Two implementations
 (``shared/kafka/fold_transactions.py``), because a fold step is one of two kinds:
 
 - ``InWorkerThread`` — a synchronous step (``step(Connection, part)``) run through
-  :class:`shared.readmodel.db.Transactions`: the whole batch is one trip to a worker
+  :class:`shared.readmodel.transactions.Transactions`: the whole batch is one trip to a worker
   thread on a SQLite file (the projector; measured 2–4× better lag than a trip per
   statement). Such a step has no effects outside the database: it cannot await an
   append from inside the worker thread's trip, and the trip is why it is synchronous.

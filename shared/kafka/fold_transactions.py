@@ -1,7 +1,7 @@
 """Where a batch-fold step runs: the two implementations of ``batch_fold.FoldTransactions``.
 
 - :class:`InWorkerThread` — a synchronous step (``step(Connection, part)``) through
-  :class:`shared.readmodel.db.Transactions`: on a SQLite file the whole batch is one trip
+  :class:`shared.readmodel.transactions.Transactions`: on a SQLite file the whole batch is one trip
   to a worker thread (the projector). No effects outside the database: it cannot await
   an append from inside that trip.
 - :class:`OnAsyncConnection` — an async step (``await step(AsyncConnection, part)``) on
@@ -21,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.kafka.batch_fold import BeforeCommit, E, Following, Savepoints
 from shared.kafka.consumer import Delivery
 from shared.kafka.offsets import TableOffsets
-from shared.readmodel.db import Transactions
+from shared.readmodel.transactions import Transactions
 
 # -- a synchronous step, one worker-thread trip per batch ---------------------------------
 
 
 class InWorkerThread:
-    """:class:`FoldTransactions` for a synchronous step, through :class:`shared.readmodel.db.Transactions`."""
+    """:class:`FoldTransactions` for a synchronous step, through ``Transactions`` (``shared.readmodel``)."""
 
     def __init__(
         self,

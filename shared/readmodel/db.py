@@ -2,17 +2,14 @@
 
 Also which database errors are the data's fault (:func:`refused_data`): a consumer
 dead-letters the record that caused one and moves on, and stops on any other error.
+The schema is made here too (:func:`create_schema`); running work on these engines in one
+trip off the event loop is :mod:`shared.readmodel.transactions`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Column, Connection, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, ExceptionContext
@@ -23,8 +20,6 @@ from sqlalchemy.schema import CreateColumn
 from shared import tracing
 from shared.private_files import ensure_private_file
 from shared.readmodel.tables import metadata
-
-T = TypeVar("T")
 
 #: SQLSTATE classes of errors the data causes: 22 data exception, 23 integrity violation.
 DATA_SQLSTATE_CLASSES = ("22", "23")
@@ -68,7 +63,7 @@ def sqlite_twin(engine: AsyncEngine, *, read_only: bool = False) -> Engine | Non
     is nested in the transaction instead of being it, so releasing it commits nothing yet.
     """
     url = engine.url
-    if not _on_sqlite_file(engine):
+    if not on_sqlite_file(engine):
         return None
     twin = create_engine(
         url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30}, hide_parameters=True
@@ -95,107 +90,11 @@ def _explicit_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-class Transactions:
-    """Runs synchronous database work in one transaction, with as few trips off the event loop as possible.
-
-    Through aiosqlite every statement (and the begin and the commit) is a trip to its
-    thread and back; a batch of a dozen statements waits for the loop a dozen times. On a
-    SQLite file, ``run`` instead does the whole transaction (begin, ``work``, commit) in one
-    trip to one worker thread of its own, through :func:`sqlite_twin`. Elsewhere (PostgreSQL,
-    in-memory SQLite) ``work`` runs on the async engine's connection through ``run_sync``:
-    the same statements, each awaited by the driver as before.
-
-    The worker thread is the only one that touches the twin's connections, so a transaction
-    held open over several calls (:meth:`held`) stays on the thread that began it.
-    """
-
-    def __init__(
-        self, engine: AsyncEngine, *, read_only: bool = False, thread_name: str = "readmodel-transactions"
-    ) -> None:
-        self.engine = engine
-        self.read_only = read_only
-        self._thread_name = thread_name
-        self._twin: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._direct = not _on_sqlite_file(engine)
-
-    @property
-    def one_trip(self) -> bool:
-        """Whether :meth:`run` makes one trip to a thread (a SQLite file) rather than driver calls."""
-        return not self._direct
-
-    @property
-    def twin(self) -> Engine | None:
-        """The pysqlite engine the worker thread uses (made on first use); ``None`` off SQLite files."""
-        if self._twin is None and not self._direct:
-            self._twin = sqlite_twin(self.engine, read_only=self.read_only)
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
-        return self._twin
-
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        """``work(conn)`` in a transaction that commits when it returns and rolls back when it raises."""
-        twin = self.twin
-        if twin is None:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(work)
-        return await self._hop(_in_transaction, twin, work)
-
-    @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[Held]:
-        """One transaction over several ``Held.run`` calls, with awaits between them; committed at exit."""
-        twin = self.twin
-        if twin is None:
-            async with self.engine.begin() as conn:
-                yield Held(conn.run_sync)
-            return
-        connection = await self._hop(twin.connect)
-        try:
-            transaction = await self._hop(connection.begin)
-            try:
-                yield Held(lambda work: self._hop(work, connection))
-            except BaseException:
-                await self._hop(transaction.rollback)
-                raise
-            await self._hop(transaction.commit)
-        finally:
-            await self._hop(connection.close)
-
-    async def dispose(self) -> None:
-        """Close the worker thread's connections and the thread (after the work queued before)."""
-        if self._thread is None:
-            return
-        if self._twin is not None:
-            await self._hop(self._twin.dispose)
-        self._thread.shutdown(wait=False)
-        self._thread, self._twin = None, None
-
-    async def _hop(self, fn: Callable[..., T], *args: Any) -> T:
-        # The caller's context (log ids, trace span) goes along to the worker thread.
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._thread, context.run, fn, *args)
-
-
-class Held:
-    """A transaction held open by :meth:`Transactions.held`: each ``run`` adds to it."""
-
-    def __init__(self, runner: Callable[[Callable[[Connection], Any]], Any]) -> None:
-        self._runner = runner
-
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        result: T = await self._runner(work)
-        return result
-
-
-def _on_sqlite_file(engine: AsyncEngine) -> bool:
+def on_sqlite_file(engine: AsyncEngine) -> bool:
     """Whether ``engine`` is on a SQLite file, which a synchronous twin can share."""
     url = engine.url
     in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
     return url.get_backend_name() == "sqlite" and not in_memory
-
-
-def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.begin() as conn:
-        return work(conn)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -300,11 +199,10 @@ async def drop_schema(engine: AsyncEngine) -> None:
 
 __all__ = [
     "Engine",
-    "Held",
-    "Transactions",
     "create_schema",
     "drop_schema",
     "make_engine",
+    "on_sqlite_file",
     "refused_data",
     "sqlite_data_error",
     "sqlite_twin",

@@ -21,7 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from services.projector import adapters
 from shared.readmodel import bulk
 from shared.readmodel import tables as t
-from shared.readmodel.db import Transactions, create_schema, make_engine, refused_data
+from shared.readmodel.db import create_schema, make_engine, refused_data
+from shared.readmodel.transactions import Transactions
 
 TABLES = [table for table in t.metadata.sorted_tables if table is not t.projector_offsets]
 Write = Callable[[Connection, Any, list[dict[str, Any]]], None]

@@ -22,7 +22,8 @@ from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.kafka.consumer import Delivery
 from shared.readmodel import tables as t
-from shared.readmodel.db import Transactions, create_schema, make_engine
+from shared.readmodel.db import create_schema, make_engine
+from shared.readmodel.transactions import Transactions
 from tests.support import events as ev
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

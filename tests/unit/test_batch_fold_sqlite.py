@@ -22,7 +22,8 @@ from shared.kafka.consumer import Delivery
 from shared.kafka.fold_transactions import InWorkerThread, OnAsyncConnection
 from shared.kafka.offsets import TableOffsets, local_state_engine, offsets_table
 from shared.kafka.producer import EventLog
-from shared.readmodel.db import Transactions, make_engine
+from shared.readmodel.db import make_engine
+from shared.readmodel.transactions import Transactions
 from tests.unit.test_batch_fold import TOPIC, DeadLetters, deliveries
 
 HUGE = 2**70  # beyond SQLite's 64-bit integers: sqlite3 cannot bind it

@@ -38,7 +38,8 @@ from shared import tracing
 from shared.events import codec
 from shared.events.envelope import Envelope
 from shared.kafka.consumer import Delivery
-from shared.readmodel.db import Transactions, make_engine
+from shared.readmodel.db import make_engine
+from shared.readmodel.transactions import Transactions
 from shared.settings import Settings
 from shared.tracing import context, http, messaging, mode
 from tests.support.events import feedback
