@@ -10,7 +10,7 @@ import sys
 import uvicorn
 
 from services.api.main import create_app, loop_failed
-from shared.service import configure_logging
+from shared.service import configure_logging, set_aside_startup_heap
 from shared.settings import get_settings
 
 
@@ -19,6 +19,7 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format, "api")
     # SIGTERM makes uvicorn drain and stop; the exit code then tells the supervisor why.
     app = create_app(settings, on_loop_failure=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    set_aside_startup_heap()  # the app, its routes and models; not in create_app, which tests call often
     config = uvicorn.Config(
         app,
         log_level=settings.log_level.lower(),

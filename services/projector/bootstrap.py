@@ -20,7 +20,7 @@ from shared.kafka.producer import EventLog
 from shared.kafka.security import client_options
 from shared.loops import Loops
 from shared.readmodel.db import create_schema, make_engine
-from shared.service import instance_name, spawn_heartbeat
+from shared.service import instance_name, set_aside_startup_heap, spawn_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def run_projector(
     projection.highwater = consumer.consumer.highwater
     spawn_heartbeat(loops, events, SERVICE_NAME, stop, heartbeat_seconds, instance)
     metrics_server = metrics.serve(metrics_port, metrics_host)
-    _set_aside_startup_heap()
+    set_aside_startup_heap()  # a rebuild does the same: _collector_for_bulk
     try:
         await consumer.run(stop)
     finally:
@@ -78,18 +78,6 @@ async def run_projector(
         await projection.close()
         await engine.dispose()
     loops.raise_if_failed()
-
-
-def _set_aside_startup_heap() -> None:
-    """Leave what start-up built (modules, models, compiled statements) out of later collections.
-
-    Every fold allocates rows and dicts by the thousand, and each full collection walked
-    the whole start-up heap again, on the path between a record's arrival and its
-    visibility; a rebuild freezes it for the same reason (:func:`_collector_for_bulk`).
-    Start-up's own garbage is collected first, so none of it is kept for good.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
