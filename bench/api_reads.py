@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,6 +44,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bench.common import BOOTSTRAP_HEADER, BOOTSTRAP_TOKEN, broker, free_port, summary
+from bench.scratch import add_keep, cleaned_up, scratch_dir
 from services.api.main import create_app
 from services.projector.bootstrap import run_projector
 from services.projector.projection import Projection
@@ -344,7 +344,7 @@ async def serve_and_measure(
 
 
 async def run(bootstrap: str, args: argparse.Namespace) -> None:
-    home = Path(tempfile.mkdtemp(prefix="kaizen-bench-reads-"))
+    home = scratch_dir("kaizen-bench-reads-")
     db_url = args.db_url or f"sqlite+aiosqlite:///{home / 'readmodel.db'}"
     topics = Topics(f"bench-{uuid.uuid4().hex[:8]}")
     await ensure_topics(bootstrap, topics, partitions=PARTITIONS)
@@ -369,8 +369,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="Requests per endpoint.")
     parser.add_argument("--db-url", help="An empty read model database (default: a fresh SQLite file).")
     parser.add_argument("--fill", choices=["projector", "apply"], default="projector")
+    add_keep(parser)
     args = parser.parse_args()
-    with broker() as bootstrap:
+    with cleaned_up(args.keep), broker() as bootstrap:
         asyncio.run(run(bootstrap, args))
 
 

@@ -14,6 +14,7 @@ import time
 import uuid
 
 from bench.common import broker, summary
+from bench.scratch import add_keep, cleaned_up
 from shared.events.envelope import Envelope
 from shared.events.feedback import FeedbackRecorded
 from shared.events.topics import Topics
@@ -65,8 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Measure the append path (acks=all).")
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    add_keep(parser)
     args = parser.parse_args()
-    with broker() as bootstrap:
+    with cleaned_up(args.keep), broker() as bootstrap:
         asyncio.run(run(bootstrap, args.events, args.concurrency))
 
 

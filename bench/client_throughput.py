@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from bench.common import REPO, broker, free_port
+from bench.scratch import add_keep, cleaned_up, scratch_dir
 from tests.support.live import live_system
 
 sys.path.insert(0, str(REPO / "clients" / "python"))
@@ -62,7 +61,7 @@ def delivery(items: int, batch_size: int, senders: int = 1) -> None:
         broker() as bootstrap,
         live_system(
             bootstrap,
-            Path(tempfile.mkdtemp(prefix="kaizen-bench-client-")),
+            scratch_dir("kaizen-bench-client-"),
             services=("projector", "api"),
             env={"KAIZEN_LOG_LEVEL": "WARNING"},
         ) as live,
@@ -104,10 +103,12 @@ def main() -> None:
         "--senders", type=int, default=1, help="clients sending at once (each keeps one batch in flight)"
     )
     parser.add_argument("--skip-delivery", action="store_true")
+    add_keep(parser)
     args = parser.parse_args()
     into_buffer(args.calls)
     if not args.skip_delivery:
-        delivery(args.items, args.batch_size, args.senders)
+        with cleaned_up(args.keep):
+            delivery(args.items, args.batch_size, args.senders)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import statistics
-import tempfile
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.scratch import scratch_dir
 from kaizen_cli.kafka_local import LocalKafka
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,13 +32,22 @@ def broker() -> Iterator[str]:
     if os.environ.get("KAIZEN_KAFKA_BOOTSTRAP"):
         yield os.environ["KAIZEN_KAFKA_BOOTSTRAP"]
         return
-    home = Path(tempfile.mkdtemp(prefix="kaizen-bench-"))
+    home = scratch_dir("kaizen-bench-")
     kafka = LocalKafka(home, free_port(), free_port(), lib_dir=REPO / ".kaizen" / "kafka" / "lib")
     kafka.ensure_jars()
     try:
         yield kafka.start()
     finally:
         kafka.stop()
+
+
+def tool(name: str) -> str:
+    """The executable ``name``, also looked for beside this Python (py-spy lives in the venv)."""
+    found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found is None:
+        hint = "scripts/system-deps.sh installs wrk; pip install py-spy"
+        raise SystemExit(f"{name} is not installed ({hint})")
+    return found
 
 
 def percentiles(latencies_s: list[float]) -> tuple[float, float]:

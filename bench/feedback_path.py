@@ -19,7 +19,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -34,6 +33,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI, Query
 
 from bench.common import BOOTSTRAP_HEADER, BOOTSTRAP_TOKEN, REPO, broker, free_port, summary
+from bench.scratch import add_keep, cleaned_up, scratch_dir
 from services.api.schemas.feedback import FeedbackCreate
 from services.api.schemas.jobs import JOB_EXAMPLE, JobResponse
 from shared.events.envelope import Envelope
@@ -245,7 +245,7 @@ async def active_prompt(client: httpx.AsyncClient, bootstrap: str, prefix: str, 
 async def run(bootstrap: str, requests: int, levels: list[int]) -> None:
     prefix = f"bench-feedback-{uuid.uuid4().hex[:8]}"
     await ensure_topics(bootstrap, Topics(prefix), partitions=PARTITIONS)
-    home = Path(tempfile.mkdtemp(prefix="kaizen-bench-feedback-"))
+    home = scratch_dir("kaizen-bench-feedback-")
     limits = httpx.Limits(max_connections=max(levels) + 4, max_keepalive_connections=max(levels) + 4)
     with processes(bootstrap, prefix, home) as running:
         async with (
@@ -307,12 +307,13 @@ def main() -> None:
     )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--bare-jobs", type=int, default=BARE_JOBS, help=argparse.SUPPRESS)
+    add_keep(parser)
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare, args.bare_jobs)
         return
     levels = [int(n) for n in args.concurrency.split(",")]
-    with broker() as bootstrap:
+    with cleaned_up(args.keep), broker() as bootstrap:
         asyncio.run(run(bootstrap, args.requests, levels))
 
 

@@ -47,6 +47,7 @@ from typing import Any
 from bench.common import LoadSampler, broker, summary
 from bench.datasets import split, yelp
 from bench.live_api import INPUT_FIELD, Rows, create_task, post_feedback, system, wait_terminal
+from bench.scratch import add_keep, cleaned_up
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.support.live import Live
 
@@ -309,7 +310,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256, help="the job's cap on every answer")
     parser.add_argument("--jobs", type=int, default=5, help="jobs timed for (b)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for one job")
-    run(parser.parse_args())
+    add_keep(parser)
+    args = parser.parse_args()
+    with cleaned_up(args.keep):
+        run(args)
 
 
 if __name__ == "__main__":

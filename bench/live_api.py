@@ -7,12 +7,11 @@ directory; every call here is an HTTP request with the bootstrapped key.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
+from bench.scratch import scratch_dir
 from tests.support.live import Live, live_system
 
 TERMINAL = {"SUCCESS", "FAILED", "PR_FAILED"}
@@ -25,7 +24,7 @@ Rows = Sequence[tuple[str, str]]
 @contextlib.contextmanager
 def system(bootstrap: str, env: dict[str, str]) -> Iterator[Live]:
     """The four services as processes in a fresh home directory."""
-    home = Path(tempfile.mkdtemp(prefix="kaizen-bench-job-"))
+    home = scratch_dir("kaizen-bench-job-")
     with live_system(bootstrap, home, env={"KAIZEN_LOG_LEVEL": "WARNING", **env}) as live:
         yield live
 

@@ -54,6 +54,7 @@ from bench.live_api import (
     system,
     wait_terminal,
 )
+from bench.scratch import add_keep, cleaned_up
 from shared.llm.embedded import LITELLM_MODEL, EmbeddedLLM
 from tests.support.live import Live
 
@@ -297,7 +298,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6, help="MIPROv2 trials (evaluator_config.max_trials)")
     parser.add_argument("--llm-threads", type=int, default=1, help="llama.cpp threads")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each job")
-    run(parser.parse_args())
+    add_keep(parser)
+    args = parser.parse_args()
+    with cleaned_up(args.keep):
+        run(args)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.scratch import add_keep, cleaned_up, scratch_dir
 from shared.events.envelope import Envelope
 from shared.events.keys import ApiKeyCreated, ApiKeyRevoked
 from shared.events.topics import Topics
@@ -150,7 +150,7 @@ async def run(
 async def _empty_database(backend: str) -> str:
     """A fresh SQLite file, or a new database on the PostgreSQL server of ``backend``."""
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='kaizen-bench-replay-')) / 'rebuilt.db'}"
+        return f"sqlite+aiosqlite:///{scratch_dir('kaizen-bench-replay-') / 'rebuilt.db'}"
     if not backend.startswith("postgresql") or backend.rsplit("/", 1)[-1] != "postgres":
         return backend  # --db-url: the caller's empty database
     from bench.common import new_database
@@ -170,7 +170,7 @@ def _rebuild_in_child(
     if ref is not None:
         child += ["--code", str(_projector_at(ref))]
     if stacks is not None:
-        from bench.lag import PY_SPY
+        from bench.profiling import PY_SPY
 
         spy = [PY_SPY, "record", "--nonblocking", "--threads", "--format", "raw", "--rate", "200"]
         child = [*spy, "-o", stacks, "--", *child]
@@ -191,7 +191,7 @@ def _projector_at(ref: str) -> Path:
     """
     if Path(ref).is_dir():  # a directory holding them already (e.g. the working tree with a change undone)
         return Path(ref)
-    root = Path(tempfile.mkdtemp(prefix="kaizen-bench-baseline-"))
+    root = scratch_dir("kaizen-bench-baseline-")
     archive = subprocess.run(
         ["git", "archive", ref, "services/__init__.py", "services/projector", "shared"],
         capture_output=True,
@@ -245,6 +245,7 @@ def main() -> None:
     parser.add_argument("--rebuild-only", metavar="PREFIX", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
+    add_keep(parser)
     args = parser.parse_args()
     if args.rebuild_only:
         print(
@@ -253,7 +254,7 @@ def main() -> None:
         return
     from bench.common import broker
 
-    with broker() as bootstrap:
+    with cleaned_up(args.keep), broker() as bootstrap:
         asyncio.run(
             run(
                 bootstrap,

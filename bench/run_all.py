@@ -21,7 +21,10 @@ and write timings, the optimizer's overhead and quality: the last two run real L
 take hours). PostgreSQL: ``KAIZEN_BENCH_POSTGRES_URL`` (a server's ``…/postgres`` URL), else a
 throwaway server from Debian's binaries, as the tests start one.
 
-    .venv/bin/python -m bench.run_all [--sizes full|small] [--all]
+Each benchmark removes its read models and logs under ``/tmp`` when it ends, and this
+script the broker's; ``--keep`` keeps them all (and passes ``--keep`` on).
+
+    .venv/bin/python -m bench.run_all [--sizes full|small] [--all] [--keep]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import time
 from collections.abc import Iterator
 
 from bench.common import broker
+from bench.scratch import add_keep, cleaned_up
 
 #: (jobs for the growth pair, lag prefills, replay sizes) per ``--sizes``.
 SIZES = {
@@ -93,14 +97,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run issue 10's benchmarks (and, with --all, the others).")
     parser.add_argument("--sizes", choices=sorted(SIZES), default="full")
     parser.add_argument("--all", action="store_true", help="Also the older and the hours-long benchmarks.")
+    add_keep(parser)
     args = parser.parse_args()
     started = time.monotonic()
-    with broker() as bootstrap, postgres() as server:
+    with cleaned_up(args.keep), broker() as bootstrap, postgres() as server:
         os.environ["KAIZEN_KAFKA_BOOTSTRAP"] = bootstrap
         for name, argv in plan(args.sizes, args.all, server):
             print(f"\n== {name} {' '.join(argv)} ==  (load average {os.getloadavg()[0]:.1f})", flush=True)
             module = importlib.import_module(name)
-            sys.argv = [name, *argv]
+            sys.argv = [name, *argv, *(["--keep"] if args.keep else [])]
             module.main()
     print(f"\nmake bench: {(time.monotonic() - started) / 60:.0f} minutes", flush=True)
 

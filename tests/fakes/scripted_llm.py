@@ -125,7 +125,7 @@ class ScriptedLLM:
     def base_url(self) -> str:
         assert self._server is not None, "not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"  # str: an AF_INET address; typeshed also allows bytes
 
     @property
     def api_base(self) -> str:

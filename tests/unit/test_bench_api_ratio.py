@@ -16,7 +16,8 @@ from typing import ClassVar
 
 import pytest
 
-from bench.api_ratio import Pair, Route, Run, growth, parse_wrk, wrk_script
+from bench.ab import Pair, growth
+from bench.wrk import Route, Run, parse_wrk, wrk_script
 
 
 class Recorder(BaseHTTPRequestHandler):
