@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.projector import GROUP, SERVICE_NAME
 from services.projector.projection import Projection
@@ -19,7 +20,7 @@ from shared.kafka.consumer import Delivery, EventConsumer
 from shared.kafka.producer import EventLog
 from shared.kafka.security import client_options
 from shared.loops import Loops
-from shared.readmodel.db import create_schema, make_engine
+from shared.readmodel.db import create_schema, finish_bulk_load, make_engine
 from shared.service import instance_name, set_aside_startup_heap, spawn_heartbeat
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,9 @@ async def rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
     """Fold the whole log, from its first record to its end as of now, into ``db_url``.
 
     Returns the number of records applied. Records that fail to decode are skipped
-    here (the live projector dead-lettered them already).
+    here (the live projector dead-lettered them already). ``db_url`` must be a database
+    nobody else has open (``kaizen replay`` makes a fresh one): a SQLite file is filled
+    without syncing and synced once at the end.
     """
     with _collector_for_bulk():
         return await _rebuild(bootstrap, topics, db_url)
@@ -112,7 +115,13 @@ def _collector_for_bulk() -> Iterator[None]:
 
 
 async def _rebuild(bootstrap: str, topics: Topics, db_url: str) -> int:
-    engine = make_engine(db_url)
+    # Into a file nobody reads yet: loaded in bulk, then synced and put in WAL mode at the end.
+    applied = await _fold_log(bootstrap, topics, make_engine(db_url, bulk_load=True))
+    await asyncio.to_thread(finish_bulk_load, db_url)
+    return applied
+
+
+async def _fold_log(bootstrap: str, topics: Topics, engine: AsyncEngine) -> int:
     await create_schema(engine)
     projection = Projection(engine, None, "kaizen-replay")
     consumer = AIOKafkaConsumer(

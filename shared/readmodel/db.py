@@ -8,10 +8,13 @@ trip off the event loop is :mod:`shared.readmodel.transactions`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, create_engine, event, inspect, text
+from sqlalchemy import Column, Connection, Table, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -28,20 +31,35 @@ DATA_SQLSTATE_CLASSES = ("22", "23")
 _SQLITE_DATA_ERRORS = (OverflowError, UnicodeEncodeError)
 
 
-def make_engine(url: str, pool_size: int | None = None) -> AsyncEngine:
+#: An engine's execution option: its SQLite connections load a fresh file in bulk (:func:`make_engine`).
+BULK_LOAD = "kaizen_bulk_load"
+
+
+def make_engine(url: str, pool_size: int | None = None, *, bulk_load: bool = False) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so readers never block the projector.
 
     ``hide_parameters``: an error's text never carries the values of the statement (user
     data, key hashes), so it can be logged and dead-lettered. ``pool_size``: connections
     kept open (and as many again opened for a burst), for a server's concurrency.
+
+    ``bulk_load``: a SQLite file that nobody reads yet is being filled (a rebuild into a
+    fresh file): its rollback journal stays in memory and nothing is synced, because a
+    crash midway throws the file away anyway. :func:`finish_bulk_load` then syncs it and
+    turns WAL on, before anyone else opens it. Other databases ignore it.
     """
     pool = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": pool_size}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             ensure_private_file(Path(path))
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **pool)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            hide_parameters=True,
+            execution_options={BULK_LOAD: bulk_load},
+            **pool,
+        )
+        event.listen(engine.sync_engine, "connect", _bulk_load_pragmas if bulk_load else _sqlite_pragmas)
         event.listen(engine.sync_engine, "handle_error", sqlite_data_error)
         return engine
     pool = {"pool_size": 10, "max_overflow": 10} | pool
@@ -53,7 +71,7 @@ def sqlite_twin(engine: AsyncEngine, *, read_only: bool = False) -> Engine | Non
 
     ``read_only``: its connections are ``query_only`` (the API's reads never write).
 
-    Same pragmas (WAL, busy timeout), the same data-error mapping and hidden parameters as
+    Same pragmas (WAL, busy timeout; or the bulk load's), the same data-error mapping and hidden parameters as
     :func:`make_engine`'s, so a statement behaves and fails the same through either. An
     in-memory database has no file to share, so it gets no twin.
 
@@ -65,10 +83,14 @@ def sqlite_twin(engine: AsyncEngine, *, read_only: bool = False) -> Engine | Non
     url = engine.url
     if not on_sqlite_file(engine):
         return None
+    bulk_load = bool(engine.get_execution_options().get(BULK_LOAD))
     twin = create_engine(
-        url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30}, hide_parameters=True
+        url.set(drivername="sqlite+pysqlite"),
+        connect_args={"timeout": 30},
+        hide_parameters=True,
+        execution_options={BULK_LOAD: bulk_load},
     )
-    event.listen(twin, "connect", _sqlite_pragmas)
+    event.listen(twin, "connect", _bulk_load_pragmas if bulk_load else _sqlite_pragmas)
     event.listen(twin, "connect", _transactions_by_sqlalchemy)
     event.listen(twin, "begin", _explicit_begin)
     event.listen(twin, "handle_error", sqlite_data_error)
@@ -103,6 +125,35 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _bulk_load_pragmas(dbapi_connection: object, _record: object) -> None:
+    # MEMORY, not OFF: a batch that fails is still rolled back (and bisected) exactly.
+    # Written once instead of twice (WAL, then the file) and never synced: a rebuild of
+    # 100,000 records took 15-16 % less CPU and 1.17x less time (bench/README.md).
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=MEMORY")
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def finish_bulk_load(url: str) -> None:
+    """Sync a file :func:`make_engine` (``bulk_load``) filled, and turn WAL on, as every engine expects.
+
+    Call it once every connection of the loading engines is closed (none of them may go
+    on writing unsynced). Nothing to do off SQLite files.
+    """
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or path in (None, "", ":memory:"):
+        return
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode != "wal":
+        raise RuntimeError(f"{path} stayed in journal mode {mode!r} instead of WAL")
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
 
 
 def sqlite_data_error(context: ExceptionContext) -> DataError | None:
@@ -201,6 +252,7 @@ __all__ = [
     "Engine",
     "create_schema",
     "drop_schema",
+    "finish_bulk_load",
     "make_engine",
     "on_sqlite_file",
     "refused_data",
