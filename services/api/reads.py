@@ -21,7 +21,11 @@ once and every caller gets the result: concurrent requests for the same row cost
 query.
 
 On PostgreSQL (asyncpg: no threads) and on in-memory SQLite, which no second engine can
-share, ``work`` runs on the async engine's connection through ``run_sync``.
+share, a trip is one checkout of the async engine's pool and the same works, each in its
+own transaction, through ``run_sync``. Up to :data:`SERVER_TRIPS` trips run at once on
+PostgreSQL (a server answers several connections at a time); elsewhere one at a time.
+Shared queries halved the API's CPU per request for the job list on PostgreSQL as they
+had on SQLite (bench/README.md).
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.readmodel.transactions import Transactions
 
 T = TypeVar("T")
+Outcome = tuple[Any, Exception | None]  # a work's result, or the error it raised
+Works = list[
+    tuple[Callable[[Connection], Any], contextvars.Context]
+]  # a trip's, with their callers' contexts
+
+#: Trips at once on PostgreSQL (each a pool checkout); under load more works share each.
+SERVER_TRIPS = 4
 
 
 @dataclass
@@ -56,17 +67,17 @@ class Reads(Transactions):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine, read_only=True, thread_name="api-reads")
         self._queue: dict[Hashable, _Queued] = {}
-        self._trips: asyncio.Task[None] | None = None
+        self._trips: set[asyncio.Task[None]] = set()
+        # One connection at a time to a SQLite file or an in-memory database.
+        self._most_trips = SERVER_TRIPS if engine.url.get_backend_name() == "postgresql" else 1
 
     async def run(self, work: Callable[[Connection], T], *, share: Hashable | None = None) -> T:
         """``work(conn)`` in a read transaction of its own, begun after this call.
 
         ``share``: a key naming what ``work`` reads (``("task", id)``); calls with the same
         key waiting for the same trip run ``work`` once and all get its result, which they
-        must not change. (Off a SQLite file there are no trips: each call runs its own.)
+        must not change.
         """
-        if self.twin is None:
-            return await super().run(work)
         loop = asyncio.get_running_loop()
         key = object() if share is None else share
         queued = self._queue.get(key)
@@ -74,40 +85,51 @@ class Reads(Transactions):
             queued = self._queue[key] = _Queued(work, contextvars.copy_context())
         waiter: asyncio.Future[T] = loop.create_future()
         queued.waiters.append(waiter)
-        if self._trips is None:
-            self._trips = loop.create_task(self._run_trips(), name="api-reads-trips")
+        if len(self._trips) < self._most_trips:
+            self._trips.add(loop.create_task(self._run_trips(), name="api-reads-trips"))
         return await waiter
+
+    async def _trip(self, works: Works) -> list[Outcome]:
+        twin = self.twin
+        if twin is not None:
+            return await self._hop(_run_each, twin, works)
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_run_each_on, works)
 
     async def _run_trips(self) -> None:
         try:
-            while self._queue:
-                batch, self._queue = list(self._queue.values()), {}
-                twin = self.twin
-                assert twin is not None
-                try:
-                    outcomes = await self._hop(_run_each, twin, [(q.work, q.context) for q in batch])
-                except Exception as exc:  # no connection: every work of this trip failed with it
-                    outcomes = [(None, exc)] * len(batch)
-                except BaseException as exc:  # cancelled (the process stops): so is every waiting work
-                    for queued in [*batch, *self._queue.values()]:
-                        for waiter in queued.waiters:
-                            _fail(waiter, exc)
-                    self._queue = {}
-                    raise
-                for queued, (value, error) in zip(batch, outcomes, strict=True):
-                    for waiter in queued.waiters:
-                        if error is None:
-                            if not waiter.done():  # done: its caller was cancelled
-                                waiter.set_result(value)
-                        else:
-                            _fail(waiter, error)
+            await self._trips_until_none_queued()
         finally:
-            self._trips = None
+            # Gone from the set in the same step that finds the queue empty: a caller
+            # queueing right after must start a trip, not count on this one.
+            self._trips.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _trips_until_none_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = list(self._queue.values()), {}
+            try:
+                outcomes = await self._trip([(q.work, q.context) for q in batch])
+            except Exception as exc:  # no connection: every work of this trip failed with it
+                outcomes = [(None, exc)] * len(batch)
+            except BaseException as exc:  # cancelled (the process stops): so is every waiting work
+                for queued in [*batch, *self._queue.values()]:
+                    for waiter in queued.waiters:
+                        _fail(waiter, exc)
+                self._queue = {}
+                raise
+            for queued, (value, error) in zip(batch, outcomes, strict=True):
+                for waiter in queued.waiters:
+                    if error is None:
+                        if not waiter.done():  # done: its caller was cancelled
+                            waiter.set_result(value)
+                    else:
+                        _fail(waiter, error)
 
     async def dispose(self) -> None:
-        if self._trips is not None:
-            self._trips.cancel()
-            await asyncio.gather(self._trips, return_exceptions=True)
+        trips = list(self._trips)
+        for trip in trips:
+            trip.cancel()
+        await asyncio.gather(*trips, return_exceptions=True)
         await super().dispose()
 
 
@@ -120,17 +142,20 @@ def _fail(waiter: asyncio.Future[Any], exc: BaseException) -> None:
         waiter.set_exception(exc)
 
 
-def _run_each(
-    engine: Engine, works: list[tuple[Callable[[Connection], Any], contextvars.Context]]
-) -> list[tuple[Any, Exception | None]]:
-    """Each work in its own transaction on one connection; a work's error is its own."""
-    outcomes: list[tuple[Any, Exception | None]] = []
+def _run_each(engine: Engine, works: Works) -> list[Outcome]:
+    """:func:`_run_each_on` one connection of ``engine`` (in the reads thread)."""
     with engine.connect() as conn:
-        for work, context in works:
-            try:
-                outcomes.append((context.run(_in_transaction, conn, work), None))
-            except Exception as exc:  # handed to the work's callers, raised there
-                outcomes.append((None, exc))
+        return _run_each_on(conn, works)
+
+
+def _run_each_on(conn: Connection, works: Works) -> list[Outcome]:
+    """Each work in its own transaction on ``conn``; a work's error is its own."""
+    outcomes: list[Outcome] = []
+    for work, context in works:
+        try:
+            outcomes.append((context.run(_in_transaction, conn, work), None))
+        except Exception as exc:  # handed to the work's callers, raised there
+            outcomes.append((None, exc))
     return outcomes
 
 
