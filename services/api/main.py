@@ -15,13 +15,13 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api import SERVICE_NAME, errors, limits, openapi, request_metrics
+from services.api import SERVICE_NAME, errors, limits, openapi, request_metrics, routes
 from services.api.adapters import ProjectionWatcher, Writer
 from services.api.deps import ApiContext
 from services.api.keyfeed import KeyFeed
 from services.api.probe import LogProbe, watch_broker
 from services.api.reads import Reads
-from services.api.routes import api_router, health
+from services.api.routes import health
 from services.api.ui import docs as offline_docs
 from services.api.ui import install as install_dashboard
 from shared import tracing
@@ -120,7 +120,7 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)
-    app.include_router(api_router)
+    routes.include(app)
     offline_docs.install(app)
     install_dashboard(app)
     if tracing.enabled():  # HTTP server spans; nothing on the hot path while tracing is off
