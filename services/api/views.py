@@ -5,18 +5,19 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import domain
+from services.api.pagination import encode_cursor
 from services.api.problems import not_found
 from services.api.queries import jobs, tasks
 from services.api.queries.tasks import TaskStats
 from services.api.reads import Reads
 from services.api.schemas.jobs import JobResponse
-from services.api.schemas.tasks import SHOWN_SETTINGS, JobSummary, TaskResponse, ThresholdProgress
+from services.api.schemas.tasks import SHOWN_SETTINGS, JobSummary, TaskPage, TaskResponse, ThresholdProgress
 
 
 def task_response(row: Any, stats: TaskStats) -> TaskResponse:
@@ -39,18 +40,26 @@ def task_response(row: Any, stats: TaskStats) -> TaskResponse:
     return TaskResponse.model_validate(values)
 
 
-async def task_views(conn: AsyncConnection, rows: Sequence[Any]) -> list[TaskResponse]:
-    figures = await conn.run_sync(tasks.stats, rows)
+def task_views_in(conn: Connection, rows: Sequence[Any]) -> list[TaskResponse]:
+    """A page of tasks as the API shows them: their figures in two queries, whatever the page size."""
+    figures = tasks.stats(conn, rows)
     return [task_response(row, figures[row.id]) for row in rows]
 
 
-async def task_view(conn: AsyncConnection, task_id: uuid.UUID) -> TaskResponse:
-    """The task as the API shows it; a 404 problem when it does not exist (or was deleted)."""
-    return await conn.run_sync(task_view_in, task_id)
+def task_page_in(limit: int, after: tuple[datetime, str] | None, conn: Connection) -> TaskPage:
+    """Live tasks newest first, strictly after the cursor ``after``, and the next page's cursor.
+
+    ``GET /api/v1/tasks`` answers it; the dashboard's Tasks page shows it.
+    """
+    rows = conn.execute(tasks.page_query(limit + 1, after)).all()
+    items = task_views_in(conn, rows[:limit])
+    last = rows[limit - 1] if len(rows) > limit else None
+    return TaskPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
 
 
 def task_view_in(conn: Connection, task_id: uuid.UUID) -> TaskResponse:
-    """:func:`task_view` on a synchronous connection: its four queries in one ``Reads.run`` trip."""
+    """The task as the API shows it, its four queries in one ``Reads.run`` trip; a 404 problem
+    when it does not exist (or was deleted)."""
     row = live_task_in(conn, task_id)
     return task_response(row, tasks.stats(conn, [row])[row.id])
 
@@ -66,10 +75,6 @@ async def shared_task_view(reads: Reads, task_id: uuid.UUID) -> TaskResponse:
 def _task_view_or_none(task_id: uuid.UUID, conn: Connection) -> TaskResponse | None:
     row = conn.execute(tasks.live(task_id)).first()
     return None if row is None else task_response(row, tasks.stats(conn, [row])[row.id])
-
-
-async def existing_task(conn: AsyncConnection, task_id: uuid.UUID) -> Any:
-    return await conn.run_sync(live_task_in, task_id)
 
 
 async def live_task(reads: Reads, task_id: uuid.UUID) -> Any:
@@ -97,7 +102,11 @@ def live_task_in(conn: Connection, task_id: uuid.UUID) -> Any:
 
 
 async def shared_job_view(reads: Reads, job_id: uuid.UUID) -> JobResponse:
-    """The job's answer through ``reads``: concurrent reads of one job share its query."""
+    """The job's answer through ``reads``: concurrent reads of one job share its query.
+
+    A 404 problem when there is no such job. Begun after the call, so after a write the
+    answer shows it (the shared row is never changed; each caller gets its own answer).
+    """
     row = await reads.run(functools.partial(_job_row, job_id), share=("job", job_id))
     if row is None:
         raise not_found(f"job {job_id} not found")
@@ -108,8 +117,9 @@ def _job_row(job_id: uuid.UUID, conn: Connection) -> Any:
     return conn.execute(jobs.get_query(job_id)).first()
 
 
-async def job_view(conn: AsyncConnection, job_id: uuid.UUID) -> JobResponse:
-    row = await jobs.get(conn, job_id)
+def job_in(conn: Connection, job_id: uuid.UUID) -> JobResponse:
+    """The job's answer inside a larger ``Reads.run`` work; a 404 problem when there is no such job."""
+    row = _job_row(job_id, conn)
     if row is None:
         raise not_found(f"job {job_id} not found")
     return JobResponse.from_row(row)

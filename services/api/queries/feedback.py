@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import feedback
@@ -28,18 +28,18 @@ async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, off
     return list((await conn.execute(query)).all())
 
 
-async def seed_count(conn: AsyncConnection, task_id: uuid.UUID) -> int:
+def seed_count(conn: Connection, task_id: uuid.UUID) -> int:
     query = (
         select(func.count())
         .select_from(feedback)
         .where(feedback.c.task_id == str(task_id), feedback.c.source == "seed")
     )
-    return int(await conn.scalar(query) or 0)
+    return int(conn.scalar(query) or 0)
 
 
-async def example_counts(conn: AsyncConnection, task_id: uuid.UUID, min_gold_score: float) -> tuple[int, int]:
+def example_counts(conn: Connection, task_id: uuid.UUID, min_gold_score: float) -> tuple[int, int]:
     """All examples of the task (live and seeds), and those scored high enough to teach."""
     gold = func.sum(case((feedback.c.score >= min_gold_score, 1), else_=0))
     query = select(func.count(), gold).where(feedback.c.task_id == str(task_id))
-    total, good = (await conn.execute(query)).one()
+    total, good = conn.execute(query).one()
     return int(total or 0), int(good or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.domain import ACTIVE_STATUSES
@@ -14,10 +14,6 @@ from shared.readmodel.tables import job_events, jobs
 
 def get_query(job_id: uuid.UUID) -> Select[Any]:
     return select(jobs).where(jobs.c.id == str(job_id))
-
-
-async def get(conn: AsyncConnection, job_id: uuid.UUID) -> Any | None:
-    return (await conn.execute(get_query(job_id))).first()
 
 
 def page_query(task_id: uuid.UUID | None, limit: int, offset: int) -> Select[Any]:
@@ -32,21 +28,21 @@ async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, off
     return list((await conn.execute(page_query(task_id, limit, offset))).all())
 
 
-async def active_for_task(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
+def active_for_task(conn: Connection, task_id: uuid.UUID) -> Any | None:
     query = select(jobs).where(jobs.c.task_id == str(task_id), jobs.c.status.in_(ACTIVE_STATUSES)).limit(1)
-    return (await conn.execute(query)).first()
+    return conn.execute(query).first()
 
 
-async def events(conn: AsyncConnection, job_id: uuid.UUID, after_offset: int = -1) -> list[Any]:
+def events(conn: Connection, job_id: uuid.UUID, after_offset: int = -1) -> list[Any]:
     """The job's events in log order (all of a job's events share its task's partition)."""
     query = (
         select(job_events)
         .where(job_events.c.job_id == str(job_id), job_events.c.log_offset > after_offset)
         .order_by(job_events.c.log_offset, job_events.c.event_id)
     )
-    return list((await conn.execute(query)).all())
+    return list(conn.execute(query).all())
 
 
-async def status(conn: AsyncConnection, job_id: uuid.UUID) -> str | None:
-    value = await conn.scalar(select(jobs.c.status).where(jobs.c.id == str(job_id)))
+def status(conn: Connection, job_id: uuid.UUID) -> str | None:
+    value = conn.scalar(select(jobs.c.status).where(jobs.c.id == str(job_id)))
     return str(value) if value is not None else None

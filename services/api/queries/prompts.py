@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import prompt_versions as versions
@@ -23,12 +23,12 @@ async def active(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
     return (await conn.execute(active_query(task_id))).first()
 
 
-async def get(conn: AsyncConnection, task_id: uuid.UUID, version_id: uuid.UUID) -> Any | None:
+def get(conn: Connection, task_id: uuid.UUID, version_id: uuid.UUID) -> Any | None:
     query = select(*_SHOWN).where(versions.c.id == str(version_id), versions.c.task_id == str(task_id))
-    return (await conn.execute(query)).first()
+    return conn.execute(query).first()
 
 
-async def page(conn: AsyncConnection, task_id: uuid.UUID, limit: int, offset: int) -> list[Any]:
+def page(conn: Connection, task_id: uuid.UUID, limit: int, offset: int) -> list[Any]:
     query = (
         select(*_SHOWN)
         .where(versions.c.task_id == str(task_id))
@@ -36,4 +36,4 @@ async def page(conn: AsyncConnection, task_id: uuid.UUID, limit: int, offset: in
         .limit(limit)
         .offset(offset)
     )
-    return list((await conn.execute(query)).all())
+    return list(conn.execute(query).all())

@@ -29,12 +29,7 @@ def live(task_id: uuid.UUID) -> Select[Any]:
     return select(tasks).where(tasks.c.id == str(task_id), tasks.c.deleted.is_(False))
 
 
-async def get(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
-    """A task that exists (deleted tasks are gone for the API)."""
-    return (await conn.execute(live(task_id))).first()
-
-
-async def page(conn: AsyncConnection, limit: int, after: tuple[datetime, str] | None) -> list[Any]:
+def page_query(limit: int, after: tuple[datetime, str] | None) -> Select[Any]:
     """Newest first, strictly after the cursor's ``(created_at, id)``."""
     query = select(tasks).where(tasks.c.deleted.is_(False))
     if after is not None:
@@ -42,19 +37,22 @@ async def page(conn: AsyncConnection, limit: int, after: tuple[datetime, str] | 
         query = query.where(
             or_(tasks.c.created_at < created, and_(tasks.c.created_at == created, tasks.c.id < last_id))
         )
-    query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
-    return list((await conn.execute(query)).all())
+    return query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
 
 
-async def live_name_exists(conn: AsyncConnection, key: str) -> bool:
+async def page(conn: AsyncConnection, limit: int, after: tuple[datetime, str] | None) -> list[Any]:
+    return list((await conn.execute(page_query(limit, after))).all())
+
+
+def live_name_exists(conn: Connection, key: str) -> bool:
     query = select(tasks.c.id).where(tasks.c.name_key == key, tasks.c.deleted.is_(False)).limit(1)
-    return (await conn.scalar(query)) is not None
+    return conn.scalar(query) is not None
 
 
-async def deleted_count(conn: AsyncConnection, key: str) -> int:
+def deleted_count(conn: Connection, key: str) -> int:
     """The name's generation: how many tasks of this name were deleted."""
     query = select(func.count()).select_from(tasks).where(tasks.c.name_key == key, tasks.c.deleted.is_(True))
-    return int(await conn.scalar(query) or 0)
+    return int(conn.scalar(query) or 0)
 
 
 def stats(conn: Connection, rows: Sequence[Any]) -> dict[str, TaskStats]:
@@ -63,7 +61,7 @@ def stats(conn: Connection, rows: Sequence[Any]) -> dict[str, TaskStats]:
     The feedback counts are the rows' own counters, which the projector keeps with the
     feedback (``tasks.live_feedback``): counting the feedback here cost more with every row.
     Synchronous, so a route runs them with the task's own read in one trip
-    (``services/api/reads.py``); from an async connection: ``conn.run_sync(stats, rows)``.
+    (``services/api/reads.py``).
     """
     ids = [row.id for row in rows]
     if not ids:

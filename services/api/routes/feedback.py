@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Response, UploadFile
+from sqlalchemy import Connection
 
 from services.api import domain, idempotency, views
 from services.api.deps import IngestKey, ReadKey, ReadModel, Reads, RequestId, WriterDep
@@ -107,6 +108,7 @@ async def upload_seeds(
     task_id: uuid.UUID,
     file: Annotated[UploadFile, File(description="JSONL: one {inputs, output, score?, metadata?} per line.")],
     db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     rid: RequestId,
     response: Response,
@@ -117,9 +119,8 @@ async def upload_seeds(
     With an `Idempotency-Key`, a retry of the same file answers like the first attempt
     (header `Idempotent-Replayed: true` once any of its seeds is stored) and adds no seed twice."""
     keyed = idempotency.scope(key, f"seed/{task_id}", idempotency_key)
-    async with db.connect() as conn:
-        task = await views.existing_task(conn, task_id)
-        room = domain.SEED_LIMIT - await feedback.seed_count(conn, task_id)
+    task, seeds = await reads.run(functools.partial(_task_seeds, task_id))
+    room = domain.SEED_LIMIT - seeds
     if room <= 0 and keyed is None:
         raise _seed_limit()
     data = await file.read(MAX_FILE_BYTES + 1)
@@ -134,8 +135,8 @@ async def upload_seeds(
         # The seeds an earlier attempt stored count back into the room, so a retry accepts
         # exactly the lines the first attempt accepted.
         candidates = await _parsed(data, schema, domain.SEED_LIMIT, ids)
-        async with db.connect() as conn:
-            first = await idempotency.feedback_rows(conn, [s.feedback_id for s in candidates.seeds])
+        wanted = [s.feedback_id for s in candidates.seeds]
+        first = await reads.run(lambda conn: idempotency.feedback_rows_in(conn, wanted))
         room += len(first)
         if room <= 0:
             raise _seed_limit()
@@ -158,11 +159,11 @@ async def upload_seeds(
             ),
         )
         if keyed is not None:
+            # Still on an AsyncConnection of its own: idempotency.py's helper takes the engine.
             await idempotency.check_written(db, {i: stored[i] for i in stored if i not in first})
     if first:
         response.headers[idempotency.REPLAYED] = "true"
-    async with db.connect() as conn:
-        total = await feedback.seed_count(conn, task_id)
+    total = await reads.run(lambda conn: feedback.seed_count(conn, task_id))
     return SeedUploadResult(
         upload_id=upload_id,
         accepted=len(parsed.seeds),
@@ -171,6 +172,11 @@ async def upload_seeds(
         total_seeds=total,
         seed_limit=domain.SEED_LIMIT,
     )
+
+
+def _task_seeds(task_id: uuid.UUID, conn: Connection) -> tuple[Any, int]:
+    """The task's row (a 404 problem when there is no such task) and how many seeds it has."""
+    return views.live_task_in(conn, task_id), feedback.seed_count(conn, task_id)
 
 
 def _seed_limit() -> ProblemError:

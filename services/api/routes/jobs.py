@@ -7,12 +7,13 @@ follow ``/stream``). A cancelled job still ends ``FAILED``, so that loop always 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.api import domain, views
@@ -21,7 +22,6 @@ from services.api.deps import (
     AdminKey,
     ContextDep,
     ReadKey,
-    ReadModel,
     Reads,
     RequestId,
     SettingsDep,
@@ -92,7 +92,7 @@ async def get_job(_: ReadKey, job_id: JobId, reads: Reads) -> JobResponse:
     responses=problem_responses(401, 404, 409, 422, 502, 503, 504),
 )
 async def retry_pr(
-    _: AdminKey, job_id: JobId, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
+    _: AdminKey, job_id: JobId, reads: Reads, writer: WriterDep, settings: SettingsDep, rid: RequestId
 ) -> JobResponse:
     """Retry GitHub/GitLab PR creation for a job that completed optimization but failed to create the
     PR (status PR_FAILED). This re-uses the already-compiled prompt version.
@@ -100,13 +100,7 @@ async def retry_pr(
     200: the updated job (`SUCCESS`, new `pr_url`). 502: the PR failed again (reason in `detail`).
     504: no outcome within the retry timeout; the job is left as it was and retrying is safe.
     """
-    async with db.connect() as conn:
-        job = await views.job_view(conn, job_id)
-        if job.status != "PR_FAILED":
-            raise conflict(f"job {job_id} is {job.status}, not PR_FAILED; only a failed PR can be retried")
-        version = job.prompt_version_id
-        if version is None or await prompts.get(conn, job.task_id, version) is None:
-            raise not_found(f"the prompt version of job {job_id} was not found")
+    job = await reads.run(functools.partial(_retryable, job_id))
     event = PrRetryRequested(job_id=job_id, task_id=job.task_id)
     try:
         outcome = await writer.decide(rid, event, timeout=settings.retry_pr_timeout_seconds)
@@ -115,21 +109,30 @@ async def retry_pr(
     if not outcome.accepted:
         detail = outcome.detail or "the pull request could not be created"
         raise ProblemError(502, detail, title="PR creation failed", slug="pr-failed")
-    async with db.connect() as conn:
-        return await views.job_view(conn, job_id)
+    return await views.shared_job_view(reads, job_id)
+
+
+def _retryable(job_id: uuid.UUID, conn: Connection) -> JobResponse:
+    """The job, if its PR can be retried: it failed, and the version it compiled is stored."""
+    job = views.job_in(conn, job_id)
+    if job.status != "PR_FAILED":
+        raise conflict(f"job {job_id} is {job.status}, not PR_FAILED; only a failed PR can be retried")
+    version = job.prompt_version_id
+    if version is None or prompts.get(conn, job.task_id, version) is None:
+        raise not_found(f"the prompt version of job {job_id} was not found")
+    return job
 
 
 @router.post("/{job_id}/cancel", status_code=202, responses=problem_responses(401, 404, 409, 422, 503, 504))
 async def cancel_job(
-    _: AdminKey, job_id: JobId, db: ReadModel, writer: WriterDep, rid: RequestId
+    _: AdminKey, job_id: JobId, reads: Reads, writer: WriterDep, rid: RequestId
 ) -> JobResponse:
     """Ask the job to stop at its next safe point; it then ends `FAILED` ("cancelled").
 
     409 once the job has ended, or once it has compiled (`progress_step` `compiled` or
     `publishing_pr`): the optimizer's work is done and the result is stored. A cancel
     accepted just before that point is too late to stop it; the job's events show both."""
-    async with db.connect() as conn:
-        job = await views.job_view(conn, job_id)
+    job = await views.shared_job_view(reads, job_id)
     if job.status in domain.TERMINAL_STATUSES:
         raise conflict(f"job {job_id} has ended ({job.status}); there is nothing to cancel")
     if job.progress_step in COMPILED_STEPS:
@@ -138,16 +141,19 @@ async def cancel_job(
             f"({job.progress_step}); it can no longer be cancelled"
         )
     await writer.write(rid, JobCancelRequested(job_id=job_id, task_id=job.task_id))
-    async with db.connect() as conn:
-        return await views.job_view(conn, job_id)
+    return await views.shared_job_view(reads, job_id)
 
 
 @router.get("/{job_id}/events", responses=problem_responses(401, 404, 422))
-async def job_history(_: ReadKey, job_id: JobId, db: ReadModel) -> list[JobEvent]:
+async def job_history(_: ReadKey, job_id: JobId, reads: Reads) -> list[JobEvent]:
     """The job's whole history, in log order."""
-    async with db.connect() as conn:
-        await views.job_view(conn, job_id)
-        return [JobEvent.from_row(row) for row in await jobs.events(conn, job_id)]
+    rows = await reads.run(functools.partial(_history, job_id))
+    return [JobEvent.from_row(row) for row in rows]
+
+
+def _history(job_id: uuid.UUID, conn: Connection) -> list[Any]:
+    views.job_in(conn, job_id)
+    return jobs.events(conn, job_id)
 
 
 @router.get(
@@ -162,26 +168,25 @@ async def stream_job(
     key: ReadKey,
     context: ContextDep,
     job_id: JobId,
-    db: ReadModel,
+    reads: Reads,
     last_event_id: Annotated[
         int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_OFFSET, description="Resume after this id.")
     ] = None,
 ) -> EventSourceResponse:
     """The job's events as Server-Sent Events (`event` = type, `id` = offset); ends with the job,
     or within a few seconds of the key's revocation."""
-    async with db.connect() as conn:
-        await views.job_view(conn, job_id)
+    await views.shared_job_view(reads, job_id)
 
     async def key_active() -> bool:
         return await still_active(context, key)
 
     return EventSourceResponse(
-        _follow(db, job_id, -1 if last_event_id is None else last_event_id, key_active)
+        _follow(reads, job_id, -1 if last_event_id is None else last_event_id, key_active)
     )
 
 
 async def _follow(
-    db: AsyncEngine, job_id: uuid.UUID, after: int, key_active: Callable[[], Awaitable[bool]]
+    reads: Reads, job_id: uuid.UUID, after: int, key_active: Callable[[], Awaitable[bool]]
 ) -> AsyncIterator[ServerSentEvent]:
     loop = asyncio.get_running_loop()
     next_key_check = loop.time() + KEY_CHECK_SECONDS
@@ -191,10 +196,7 @@ async def _follow(
             if not await key_active():
                 return
             next_key_check = loop.time() + KEY_CHECK_SECONDS
-        async with db.connect() as conn:
-            # Status first: every event projected before a terminal status is then visible below.
-            status = await jobs.status(conn, job_id)
-            rows = await jobs.events(conn, job_id, after)
+        status, rows = await reads.run(functools.partial(progress, job_id, after))
         for row in rows:
             after = row.log_offset
             yield ServerSentEvent(
@@ -203,3 +205,12 @@ async def _follow(
         if status is None or status in domain.TERMINAL_STATUSES:
             return
         await asyncio.sleep(STREAM_POLL_SECONDS)
+
+
+def progress(job_id: uuid.UUID, after: int, conn: Connection) -> tuple[str | None, list[Any]]:
+    """The job's status, then its events after offset ``after`` (one ``Reads.run`` work).
+
+    Status first: every event projected before a terminal status is then among the
+    events, so a stream that stops at that status has sent them all.
+    """
+    return jobs.status(conn, job_id), jobs.events(conn, job_id, after)

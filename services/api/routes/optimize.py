@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy import Connection
 
 from services.api import domain, views
 from services.api.adapters import NotYetVisible, Outcome
-from services.api.deps import AdminKey, ReadKey, ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import AdminKey, ReadKey, Reads, RequestId, SettingsDep, WriterDep
 from services.api.problems import ProblemError, conflict, not_found
 from services.api.queries import feedback, jobs
 from services.api.schemas.common import problem_responses
@@ -43,14 +45,10 @@ UNDECIDED = (
 
 @router.post("/{task_id}", responses=problem_responses(400, 401, 404, 409, 422, 503, 504))
 async def optimize(
-    _: AdminKey, task_id: uuid.UUID, db: ReadModel, writer: WriterDep, settings: SettingsDep, rid: RequestId
+    _: AdminKey, task_id: uuid.UUID, reads: Reads, writer: WriterDep, settings: SettingsDep, rid: RequestId
 ) -> OptimizeResponse:
     """Start an optimization job for the task now (`triggered_by` = `api_on_demand`)."""
-    async with db.connect() as conn:
-        task = await views.existing_task(conn, task_id)
-        active = await jobs.active_for_task(conn, task_id)
-        config = dict(task.settings.get("evaluator_config") or {})
-        total, gold = await feedback.example_counts(conn, task_id, _min_gold(config))
+    (task, config, total, gold), active = await reads.run(functools.partial(_before_job, task_id))
     if active is not None:
         raise _job_active(active.id)
     if total == 0:
@@ -63,25 +61,38 @@ async def optimize(
         raise _rejection(outcome, task_id)
     job_id = uuid.UUID(str(outcome.entity_id))
     log.info("optimization accepted: job %s", job_id, extra={"task_id": task_id, "job_id": job_id})
-    async with db.connect() as conn:
-        job = await views.job_view(conn, job_id)
+    job = await views.shared_job_view(reads, job_id)
     estimate, warning = await _priced(task.settings, config, gold, settings)
     return OptimizeResponse(job=job, cost_estimate=estimate, budget_warning=warning)
 
 
 @router.get("/{task_id}/estimate", responses=problem_responses(400, 401, 404, 422))
-async def estimate(_: ReadKey, task_id: uuid.UUID, db: ReadModel, settings: SettingsDep) -> OptimizeEstimate:
+async def estimate(_: ReadKey, task_id: uuid.UUID, reads: Reads, settings: SettingsDep) -> OptimizeEstimate:
     """What a job for the task would probably cost now, as `POST` would estimate it; starts nothing."""
-    async with db.connect() as conn:
-        task = await views.existing_task(conn, task_id)
-        config = dict(task.settings.get("evaluator_config") or {})
-        total, gold = await feedback.example_counts(conn, task_id, _min_gold(config))
+    task, config, total, gold = await reads.run(functools.partial(_examples, task_id))
     if total == 0:
         raise ProblemError(400, NO_FEEDBACK, slug="no-usable-feedback")
     estimate, warning = await _priced(task.settings, config, gold, settings)
     return OptimizeEstimate(
         cost_estimate=estimate, budget_warning=warning, feedback_count=total, usable_examples=gold
     )
+
+
+#: A task's row, its evaluator config, its examples and those good enough to teach.
+_Examples = tuple[Any, dict[str, Any], int, int]
+
+
+def _examples(task_id: uuid.UUID, conn: Connection) -> _Examples:
+    """What both routes read first, in one ``Reads.run`` work; a 404 problem when there is no such task."""
+    task = views.live_task_in(conn, task_id)
+    config = dict(task.settings.get("evaluator_config") or {})
+    total, gold = feedback.example_counts(conn, task_id, _min_gold(config))
+    return task, config, total, gold
+
+
+def _before_job(task_id: uuid.UUID, conn: Connection) -> tuple[_Examples, Any | None]:
+    """:func:`_examples`, and the task's active job if it has one."""
+    return _examples(task_id, conn), jobs.active_for_task(conn, task_id)
 
 
 def _job_active(job_id: object) -> ProblemError:

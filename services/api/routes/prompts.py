@@ -8,13 +8,15 @@ keep read-your-writes across API processes, costing as much as the lookup itself
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
+from sqlalchemy import Connection
 
 from services.api import views
-from services.api.deps import AdminKey, ReadKey, ReadModel, Reads, RequestId, WriterDep
+from services.api.deps import AdminKey, ReadKey, Reads, RequestId, WriterDep
 from services.api.pagination import Limit, Offset
 from services.api.problems import conflict, invalid, not_found
 from services.api.queries import prompts
@@ -44,15 +46,18 @@ async def active_prompt(_: ReadKey, task_id: uuid.UUID, reads: Reads) -> PromptV
 async def prompt_versions(
     _: ReadKey,
     task_id: uuid.UUID,
-    db: ReadModel,
+    reads: Reads,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[PromptVersionResponse]:
     """Every version of the task's prompt, newest first."""
-    async with db.connect() as conn:
-        await views.existing_task(conn, task_id)
-        rows = await prompts.page(conn, task_id, limit, offset)
+    _, rows = await reads.run(functools.partial(versions_in, task_id, limit, offset))
     return [PromptVersionResponse.from_row(row) for row in rows]
+
+
+def versions_in(task_id: uuid.UUID, limit: int, offset: int, conn: Connection) -> tuple[Any, list[Any]]:
+    """The task's row (a 404 problem when there is no such task) and a page of its versions, newest first."""
+    return views.live_task_in(conn, task_id), prompts.page(conn, task_id, limit, offset)
 
 
 @router.post("/{task_id}", status_code=201, responses=problem_responses(401, 404, 409, 422, 503, 504))
@@ -60,7 +65,7 @@ async def register_prompt(
     _: AdminKey,
     task_id: uuid.UUID,
     body: PromptRegistration,
-    db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     rid: RequestId,
 ) -> PromptVersionResponse:
@@ -73,8 +78,7 @@ async def register_prompt(
     after a job's version, is a deliberate act), so the version id is not derived from the
     text: it is derived from the request id, which every event of the request carries.
     """
-    async with db.connect() as conn:
-        task = await views.existing_task(conn, task_id)
+    task = await views.live_task(reads, task_id)
     _check_contract(task.settings, body.prompt_text)
     version_id = derive_id("user-prompt-version", task_id, rid)
     created = PromptVersionCreated(
@@ -94,9 +98,7 @@ async def register_prompt(
             raise conflict(outcome.detail or f"version {version_id} could not be activated")
     else:
         await writer.write(rid, created)
-    async with db.connect() as conn:
-        row = await prompts.get(conn, task_id, version_id)
-    return PromptVersionResponse.from_row(row)
+    return PromptVersionResponse.from_row(await _version(reads, task_id, version_id))
 
 
 def _check_contract(settings: dict[str, Any], prompt_text: str) -> None:
@@ -113,7 +115,7 @@ def _check_contract(settings: dict[str, Any], prompt_text: str) -> None:
 async def activate_prompt(
     _: AdminKey,
     task_id: uuid.UUID,
-    db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     rid: RequestId,
     version_id: Annotated[uuid.UUID | None, Query(description="The draft version to activate.")] = None,
@@ -121,9 +123,7 @@ async def activate_prompt(
 ) -> PromptVersionResponse:
     """Make a draft version the active prompt; the previously active one is archived."""
     wanted = _version_id(version_id, body)
-    async with db.connect() as conn:
-        await views.existing_task(conn, task_id)
-        row = await prompts.get(conn, task_id, wanted)
+    row = await reads.run(functools.partial(_task_version, task_id, wanted))
     if row is None:
         raise not_found(f"prompt version {wanted} of task {task_id} not found")
     if row.status != "draft":
@@ -131,9 +131,18 @@ async def activate_prompt(
     outcome = await writer.decide(rid, PromptActivated(task_id=task_id, prompt_version_id=wanted))
     if not outcome.accepted:
         raise conflict(outcome.detail or f"version {wanted} is not a draft")
-    async with db.connect() as conn:
-        row = await prompts.get(conn, task_id, wanted)
-    return PromptVersionResponse.from_row(row)
+    return PromptVersionResponse.from_row(await _version(reads, task_id, wanted))
+
+
+def _task_version(task_id: uuid.UUID, version_id: uuid.UUID, conn: Connection) -> Any | None:
+    """The version's row, or None; a 404 problem when there is no such task."""
+    views.live_task_in(conn, task_id)
+    return prompts.get(conn, task_id, version_id)
+
+
+async def _version(reads: Reads, task_id: uuid.UUID, version_id: uuid.UUID) -> Any | None:
+    """The version's row in a read begun now: after a write, it shows the write."""
+    return await reads.run(lambda conn: prompts.get(conn, task_id, version_id))
 
 
 def _version_id(query: uuid.UUID | None, body: ActivateRequest | None) -> uuid.UUID:

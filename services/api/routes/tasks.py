@@ -7,24 +7,25 @@ projector keeps the first: the loser gets 409 like any other duplicate.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Response
+from sqlalchemy import Connection
 
 from services.api import domain, views
 from services.api.deps import (
     AdminKey,
     FernetDep,
     ReadKey,
-    ReadModel,
     Reads,
     RequestId,
     SettingsDep,
     WriterDep,
 )
-from services.api.pagination import Cursor, InvalidCursor, Limit, decode_cursor, encode_cursor
+from services.api.pagination import Cursor, InvalidCursor, Limit, decode_cursor
 from services.api.problems import ProblemError, conflict, invalid, not_found
 from services.api.queries import tasks
 from services.api.schemas.common import problem_responses
@@ -46,7 +47,7 @@ def _duplicate(name: str) -> ProblemError:
 async def create_task(
     _: AdminKey,
     body: TaskCreate,
-    db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     fernet: FernetDep,
     rid: RequestId,
@@ -70,30 +71,29 @@ async def create_task(
     )
     if errors:
         raise invalid(errors)
-    key = domain.name_key(body.name)
-    async with db.connect() as conn:
-        if await tasks.live_name_exists(conn, key):
-            raise _duplicate(body.name)
-        task_id = domain.task_id_for(key, await tasks.deleted_count(conn, key))
+    task_id = await reads.run(functools.partial(_new_task_id, body.name))
     outcome = await writer.decide(rid, TaskCreated(task_id=task_id, request_id=rid, **settings))
     if not outcome.accepted:
         raise _duplicate(body.name)
-    async with db.connect() as conn:
-        return await views.task_view(conn, task_id)
+    return await views.shared_task_view(reads, task_id)
+
+
+def _new_task_id(name: str, conn: Connection) -> uuid.UUID:
+    """The id a new task of this name gets; a 409 problem when a live task has the name."""
+    key = domain.name_key(name)
+    if tasks.live_name_exists(conn, key):
+        raise _duplicate(name)
+    return domain.task_id_for(key, tasks.deleted_count(conn, key))
 
 
 @router.get("", responses=problem_responses(401, 422))
-async def list_tasks(_: ReadKey, db: ReadModel, limit: Limit = 50, cursor: Cursor = None) -> TaskPage:
+async def list_tasks(_: ReadKey, reads: Reads, limit: Limit = 50, cursor: Cursor = None) -> TaskPage:
     """Tasks, newest first, a page at a time: pass `next_cursor` back as `cursor`."""
     try:
         after = decode_cursor(cursor) if cursor is not None else None
     except InvalidCursor as exc:
         raise invalid([FieldError(field="cursor", message=str(exc))]) from exc
-    async with db.connect() as conn:
-        rows = await tasks.page(conn, limit + 1, after)
-        items = await views.task_views(conn, rows[:limit])
-    last = rows[limit - 1] if len(rows) > limit else None
-    return TaskPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
+    return await reads.run(functools.partial(views.task_page_in, limit, after))
 
 
 @router.get("/{task_id}", responses=problem_responses(401, 404, 422))
@@ -106,7 +106,7 @@ async def update_task(
     _: AdminKey,
     task_id: uuid.UUID,
     body: TaskUpdate,
-    db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     fernet: FernetDep,
     rid: RequestId,
@@ -116,24 +116,22 @@ async def update_task(
 
     Changing `git_provider`, `git_base_url` or `git_repo` forgets the stored Git token unless
     a new `git_token` comes in the same request."""
-    async with db.connect() as conn:
-        row = await views.existing_task(conn, task_id)
+    # A read of its own, not a shared one: the changes are worked out from this row.
+    row = await reads.run(lambda conn: views.live_task_in(conn, task_id))
     changes = _changes(body, row, fernet, config.git_host_allowlist, config.model_rules)
     if changes:
         outcome = await writer.decide(rid, TaskUpdated(task_id=task_id, changes=changes))
         if not outcome.accepted:
             raise not_found(f"task {task_id} not found")
-    async with db.connect() as conn:
-        return await views.task_view(conn, task_id)
+    return await views.shared_task_view(reads, task_id)
 
 
 @router.delete("/{task_id}", status_code=204, responses=problem_responses(401, 404, 422, 503, 504))
 async def delete_task(
-    _: AdminKey, task_id: uuid.UUID, db: ReadModel, writer: WriterDep, rid: RequestId
+    _: AdminKey, task_id: uuid.UUID, reads: Reads, writer: WriterDep, rid: RequestId
 ) -> Response:
     """Delete a task. Its history stays in the log; its name can be used again."""
-    async with db.connect() as conn:
-        await views.existing_task(conn, task_id)
+    await views.live_task(reads, task_id)
     await writer.write(rid, TaskDeleted(task_id=task_id))
     return Response(status_code=204)
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.api import errors, views
+from services.api import errors
 from services.api.deps import ApiContext, ContextDep
 from services.api.problems import ProblemError
-from services.api.queries import prompts
 from services.api.routes import prompts as api_prompts
 from services.api.schemas.prompts import PromptVersionResponse
 from services.api.ui import present, render
@@ -32,12 +32,11 @@ async def versions_page(
     status_code: int = 200,
     **notes: str,
 ) -> Response:
-    async with context.engine.connect() as conn:
-        try:
-            task = await views.existing_task(conn, task_id)
-        except ProblemError as exc:
-            raise Refused(404, f"There is no task {task_id}.") from exc
-        versions = [PromptVersionResponse.from_row(r) for r in await prompts.page(conn, task_id, LIMIT, 0)]
+    try:
+        task, rows = await context.reads.run(functools.partial(api_prompts.versions_in, task_id, LIMIT, 0))
+    except ProblemError as exc:
+        raise Refused(404, f"There is no task {task_id}.") from exc
+    versions = [PromptVersionResponse.from_row(r) for r in rows]
     by_id = {v.id: v for v in versions}
     # By default the two newest versions: usually "what the last job changed".
     old = by_id.get(a) if a else (versions[1] if len(versions) > 1 else None)
@@ -75,7 +74,7 @@ async def activate(
 ) -> Response:
     rid = errors.request_id(request)
     call = api_prompts.activate_prompt(
-        _=ui.key, task_id=task_id, db=context.engine, writer=context.writer, rid=rid, version_id=version_id
+        _=ui.key, task_id=task_id, reads=context.reads, writer=context.writer, rid=rid, version_id=version_id
     )
     outcome = await attempt(request, "activate this version", call)
     if outcome.problem is not None:

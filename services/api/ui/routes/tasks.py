@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.api import views
 from services.api.deps import ContextDep
-from services.api.pagination import InvalidCursor, decode_cursor, encode_cursor
-from services.api.queries import tasks
+from services.api.pagination import InvalidCursor, decode_cursor
 from services.api.ui import render
 from services.api.ui.session import Refused, Session
 
@@ -24,9 +25,5 @@ async def tasks_page(
         after = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
         raise Refused(422, "That page link is broken; start from the first page.") from exc
-    async with context.engine.connect() as conn:
-        rows = await tasks.page(conn, PAGE + 1, after)
-        items = await views.task_views(conn, rows[:PAGE])
-    last = rows[PAGE - 1] if len(rows) > PAGE else None
-    next_cursor = encode_cursor(last.created_at, last.id) if last else None
-    return render.page(request, "tasks.html", ui=ui, tasks=items, next_cursor=next_cursor)
+    page = await context.reads.run(functools.partial(views.task_page_in, PAGE, after))
+    return render.page(request, "tasks.html", ui=ui, tasks=page.items, next_cursor=page.next_cursor)
