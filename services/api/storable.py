@@ -47,6 +47,15 @@ def unstorable(document: Any, loc: Loc = ()) -> list[dict[str, Any]]:
     return sorted(errors, key=lambda e: [str(part) for part in e["loc"]])
 
 
+def may_hold_unstorable(body: bytes) -> bool:
+    """Whether a JSON body may hold unstorable text; when not, it needs no walk.
+
+    Strict JSON carries NUL only as the escape \\u0000, and a surrogate only as an escape
+    or as raw bytes led by 0xED.
+    """
+    return b"\\u" in body or b"\xed" in body
+
+
 def _error(kind: str, loc: Loc) -> dict[str, Any]:
     return {"type": kind, "loc": loc, "msg": kind, "input": None}
 
@@ -66,10 +75,7 @@ async def _json_body(request: Request) -> Any:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         return None
-    body = await request.body()
-    # Strict JSON carries NUL only as the escape \u0000, and a surrogate only as an escape
-    # or as raw bytes led by 0xED; a body with neither needs no walk.
-    if b"\\u" not in body and b"\xed" not in body:
+    if not may_hold_unstorable(await request.body()):
         return None
     try:
         return await request.json()

@@ -26,7 +26,7 @@ from services.api.schemas.feedback import (
     FeedbackItemResult,
     ItemProblem,
 )
-from services.api.storable import unstorable
+from services.api.storable import may_hold_unstorable, unstorable
 from services.api.validation import FieldError, describe, summary
 from shared.events.feedback import FeedbackRecorded
 from shared.readmodel.tables import tasks
@@ -60,7 +60,8 @@ async def record_feedback_batch(
     keyed = idempotency.scope(key, "feedback-batch", idempotency_key)
     raw: list[Any] = list(body.items)
     ids = [keyed.event_id(i) if keyed is not None else uuid.uuid4() for i in range(len(raw))]
-    judged = [_judge(item) for item in raw]
+    walk = may_hold_unstorable(await request.body())  # else no item's text needs walking
+    judged = [_judge(item, walk) for item in raw]
     task_ids = {j.task_id for j in judged if isinstance(j, FeedbackCreate)}
     first, schemas = await reads.run(functools.partial(_before, ids if keyed is not None else [], task_ids))
     instance = request.url.path
@@ -103,15 +104,18 @@ def _before(
     return idempotency.feedback_rows_in(conn, ids), _task_schemas(conn, task_ids)
 
 
-def _judge(item: Any) -> FeedbackCreate | list[FieldError]:
-    """The item as a feedback, or the rules it broke (before its task is looked at)."""
+def _judge(item: Any, walk: bool) -> FeedbackCreate | list[FieldError]:
+    """The item as a feedback, or the rules it broke (before its task is looked at).
+
+    ``walk``: whether the body may hold unstorable text at all (``storable.may_hold_unstorable``).
+    """
     if not isinstance(item, dict):
         return [FieldError(field="item", message="must be an object")]
     try:
         judged = FeedbackCreate.model_validate(item)
     except ValidationError as exc:
         return describe(exc.errors())
-    text = unstorable(item)
+    text = unstorable(item) if walk else []
     return describe(text) if text else judged
 
 

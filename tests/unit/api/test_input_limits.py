@@ -22,7 +22,7 @@ from services.api.limits import MULTIPART_OVERHEAD, UPLOAD_PATH, BodyLimits
 from services.api.main import create_app
 from services.api.security import hash_key, key_prefix, new_api_key
 from services.api.seeds import MAX_FILE_BYTES, parse_seeds
-from services.api.storable import unstorable
+from services.api.storable import may_hold_unstorable, unstorable
 from shared.readmodel.db import make_engine
 from shared.readmodel.tables import api_keys
 from shared.settings import Settings
@@ -246,3 +246,19 @@ def test_a_deeply_nested_document_is_walked_without_recursion() -> None:
         document = [document]
     [error] = unstorable(document, ("body",))
     assert error["type"] == "unstorable_text" and len(error["loc"]) == 50_001
+
+
+@pytest.mark.parametrize(
+    ("text", "walked"),
+    [
+        ("plain ascii and ü é 中文", False),
+        ("nul \u0000 inside", True),  # json.dumps writes the escape \u0000
+        ("a lone \ud800 surrogate", True),
+        ("hangul \ud55c\uae00", True),  # raw UTF-8 led by 0xED: walked, though storable
+    ],
+)
+def test_only_a_body_that_may_hold_unstorable_text_is_walked(text: str, walked: bool) -> None:
+    body = json.dumps({"output": text}, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    assert may_hold_unstorable(body) is walked
+    if not walked:
+        assert unstorable(json.loads(body)) == []
