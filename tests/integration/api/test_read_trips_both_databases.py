@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.reads import Reads
 from shared.readmodel.db import create_schema, make_engine
-from shared.readmodel.tables import tasks
+from tests.support.readmodel import count_tasks, project_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -33,28 +32,15 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def _project(engine: AsyncEngine, n: int) -> None:
-    """A committed task row, written as the projector writes: through a transaction of its own."""
-    now = datetime.now(UTC)
-    row = {"id": f"00000000-0000-0000-0000-{n:012d}", "name": f"task {n}", "name_key": f"task {n}"}
-    rest = {"settings": {}, "deleted": False, "created_at": now, "updated_at": now}
-    async with engine.begin() as conn:
-        await conn.execute(insert(tasks).values(row | rest))
-
-
-def _count(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(tasks)).scalar_one())
-
-
 async def test_callers_asking_the_same_before_a_trip_starts_share_one_query(engine: AsyncEngine) -> None:
     reads, runs = Reads(engine), []
 
     def counted(conn: Connection) -> int:
         runs.append(1)
-        return _count(conn)
+        return count_tasks(conn)
 
     try:
-        await _project(engine, 1)
+        await project_task(engine, 1)
         answers = await asyncio.gather(*(reads.run(counted, share=("count",)) for _ in range(6)))
         assert answers == [1] * 6
         assert len(runs) == 1
@@ -70,7 +56,7 @@ async def test_a_read_asked_after_a_commit_sees_it_while_an_older_shared_read_is
     loop = asyncio.get_running_loop()
 
     def slow_count(conn: Connection) -> int:
-        counted = _count(conn)  # this read's answer is fixed before the commit below
+        counted = count_tasks(conn)  # this read's answer is fixed before the commit below
         loop.call_soon_threadsafe(counted_before.set)
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_sleep(0.5)"))  # the event loop runs on meanwhile
@@ -83,8 +69,8 @@ async def test_a_read_asked_after_a_commit_sees_it_while_an_older_shared_read_is
     try:
         before = asyncio.create_task(reads.run(slow_count, share=("count",)))
         await asyncio.wait_for(counted_before.wait(), 10)
-        await _project(engine, 1)
-        after = await reads.run(_count, share=("count",))
+        await project_task(engine, 1)
+        after = await reads.run(count_tasks, share=("count",))
         assert after == 1
         assert await before == 0
     finally:
@@ -98,13 +84,13 @@ async def test_a_failing_work_fails_only_its_own_callers(engine: AsyncEngine) ->
         return int(conn.execute(text("SELECT count(*) FROM no_such_table")).scalar_one())
 
     try:
-        await _project(engine, 1)
+        await project_task(engine, 1)
         results = await asyncio.gather(
-            reads.run(_count), reads.run(broken), reads.run(_count), return_exceptions=True
+            reads.run(count_tasks), reads.run(broken), reads.run(count_tasks), return_exceptions=True
         )
         assert results[0] == 1 and results[2] == 1
         assert isinstance(results[1], Exception)
         assert "no_such_table" in str(results[1]) or isinstance(results[1], ProgrammingError)
-        assert await reads.run(_count) == 1
+        assert await reads.run(count_tasks) == 1
     finally:
         await reads.dispose()

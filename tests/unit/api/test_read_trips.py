@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, insert, select
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.reads import Reads
 from shared.readmodel.db import create_schema, make_engine
-from shared.readmodel.tables import tasks
+from tests.support.readmodel import count_tasks, project_task
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def _project(engine: AsyncEngine, n: int) -> None:
-    """A committed task row, written as the projector writes: through its own engine."""
-    now = datetime.now(UTC)
-    row = {"id": f"00000000-0000-0000-0000-{n:012d}", "name": f"task {n}", "name_key": f"task {n}"}
-    rest = {"settings": {}, "deleted": False, "created_at": now, "updated_at": now}
-    async with engine.begin() as conn:
-        await conn.execute(insert(tasks).values(row | rest))
-
-
-def _count(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(tasks)).scalar_one())
 
 
 class Gate:
@@ -41,7 +27,7 @@ class Gate:
         self.opened = threading.Event()
 
     def hold(self, conn: Connection) -> int:
-        counted = _count(conn)  # this work's snapshot is taken before it waits
+        counted = count_tasks(conn)  # this work's snapshot is taken before it waits
         self.entered.set()
         assert self.opened.wait(10)
         return counted
@@ -66,7 +52,7 @@ async def test_reads_queued_during_a_trip_run_in_the_next_trip_on_one_connection
     try:
         first = asyncio.create_task(reads.run(gate.hold))
         await gate.entered_by_reads()
-        queued = [asyncio.create_task(reads.run(_count)) for _ in range(8)]
+        queued = [asyncio.create_task(reads.run(count_tasks)) for _ in range(8)]
         await asyncio.sleep(0)
         gate.opened.set()
         assert await first == 0
@@ -83,10 +69,10 @@ async def test_callers_sharing_a_key_in_one_trip_run_the_work_once(engine: Async
 
     def counted(conn: Connection) -> int:
         runs.append(1)
-        return _count(conn)
+        return count_tasks(conn)
 
     try:
-        await _project(engine, 1)
+        await project_task(engine, 1)
         first = asyncio.create_task(reads.run(gate.hold))
         await gate.entered_by_reads()
         shared = [asyncio.create_task(reads.run(counted, share=("count",))) for _ in range(5)]
@@ -109,8 +95,8 @@ async def test_a_shared_read_asked_after_a_commit_never_gets_the_answer_of_a_rea
     try:
         before = asyncio.create_task(reads.run(gate.hold, share=("count",)))
         await gate.entered_by_reads()  # that read's snapshot is taken: no task yet
-        await _project(engine, 1)
-        after = asyncio.create_task(reads.run(_count, share=("count",)))
+        await project_task(engine, 1)
+        after = asyncio.create_task(reads.run(count_tasks, share=("count",)))
         await asyncio.sleep(0)
         gate.opened.set()
         assert await before == 0
@@ -130,7 +116,7 @@ async def test_a_failing_work_fails_only_its_own_callers(engine: AsyncEngine) ->
         first = asyncio.create_task(reads.run(gate.hold))
         await gate.entered_by_reads()
         failing = [asyncio.create_task(reads.run(broken, share=("broken",))) for _ in range(2)]
-        fine = asyncio.create_task(reads.run(_count))
+        fine = asyncio.create_task(reads.run(count_tasks))
         await asyncio.sleep(0)
         gate.opened.set()
         await first
@@ -138,7 +124,7 @@ async def test_a_failing_work_fails_only_its_own_callers(engine: AsyncEngine) ->
             with pytest.raises(LookupError, match="own error"):
                 await task
         assert await fine == 0
-        assert await reads.run(_count) == 0  # the connection is fine for the next trip
+        assert await reads.run(count_tasks) == 0  # the connection is fine for the next trip
     finally:
         gate.opened.set()
         await reads.dispose()
@@ -149,8 +135,8 @@ async def test_a_cancelled_caller_leaves_the_others_of_its_trip_their_answer(eng
     try:
         first = asyncio.create_task(reads.run(gate.hold))
         await gate.entered_by_reads()
-        gone = asyncio.create_task(reads.run(_count, share=("count",)))
-        stays = asyncio.create_task(reads.run(_count, share=("count",)))
+        gone = asyncio.create_task(reads.run(count_tasks, share=("count",)))
+        stays = asyncio.create_task(reads.run(count_tasks, share=("count",)))
         await asyncio.sleep(0)
         gone.cancel()
         gate.opened.set()
@@ -172,12 +158,12 @@ async def test_a_trip_that_cannot_connect_fails_its_reads_and_the_next_trip_conn
     try:
         folder.rename(tmp_path / "away")  # the reads' first connection has nowhere to open
         failed = await asyncio.gather(
-            reads.run(_count), reads.run(_count, share=("count",)), return_exceptions=True
+            reads.run(count_tasks), reads.run(count_tasks, share=("count",)), return_exceptions=True
         )
         assert [type(error) for error in failed] == [OperationalError, OperationalError]
         assert "unable to open" in str(failed[0])
         (tmp_path / "away").rename(folder)
-        assert await reads.run(_count) == 0
+        assert await reads.run(count_tasks) == 0
     finally:
         await reads.dispose()
         await engine.dispose()
