@@ -4,9 +4,11 @@ Roles are enforced here and only here: every route under ``/api/v1`` (but bootst
 takes exactly one of :data:`IngestKey`, :data:`ReadKey`, :data:`AdminKey`, and a test
 walks the app's routes to keep it so.
 
-Routes never hold a database connection while they wait for the projector: they open
-short connections from ``ReadModel`` (``async with db.connect() as conn``) around each
-read, so a burst of waiting writes cannot drain the pool.
+Routes never hold a database connection while they wait for the projector: they read
+through :data:`Reads` (``await reads.run(work)``), each work a short transaction begun
+after the call, so a burst of waiting writes cannot drain the pool. :data:`ReadModel`,
+the async engine itself, is left to the health routes, which open connections of their
+own and report one that fails as the database being down.
 
 Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in a worker
 thread, a thread hop per dependency per request, which cost more than the dependency.

@@ -24,7 +24,6 @@ from typing import Annotated, Any
 
 from fastapi import Header
 from sqlalchemy import Connection, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api import domain
 from services.api.keyring import KeyRecord
@@ -72,16 +71,10 @@ def scope(key: KeyRecord, route: str, token: str | None) -> Scope | None:
     return None if token is None else Scope(key.id, route, token)
 
 
-async def feedback_rows(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
-    """:func:`feedback_rows_in` on an async connection (through ``run_sync``: one query to keep)."""
-    return await conn.run_sync(feedback_rows_in, ids)
-
-
 def feedback_rows_in(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
     """The feedback rows (seeds included) with these ids, by id.
 
-    Synchronous, so it runs inside one ``Reads.run`` trip; :func:`feedback_rows` runs it
-    on an async connection.
+    Synchronous, so it runs inside one ``Reads.run`` work with the route's other reads.
     """
     wanted = [str(i) for i in ids]
     found: dict[str, Any] = {}
@@ -98,7 +91,7 @@ def overwritten(events: Sequence[FeedbackRecorded], positions: Sequence[Position
     row. A row of the same task (so the same key, the same partition) at the offset our
     own event got was written by that event: nothing to compare, and nothing of it is
     decoded. Only the other rows (an earlier attempt's write that landed, or a racing
-    one) are read whole and compared by fingerprint, as :func:`check_written` does. For a
+    one) are read whole and compared by fingerprint, as :func:`check_written_in` does. For a
     500-item batch the whole-row read-back and its fingerprints were 17 % of the API's
     CPU under load.
     """
@@ -132,9 +125,12 @@ def reused(where: Sequence[int | str] = ()) -> ProblemError:
     return ProblemError(422, detail, title="Idempotency key reused", slug="idempotency-key-reused")
 
 
-async def check_written(db: AsyncEngine, items: dict[str, dict[str, Any]]) -> None:
-    """After a keyed write: a racing attempt with another body may have written an id first."""
-    async with db.connect() as conn:
-        rows = await feedback_rows(conn, [uuid.UUID(i) for i in items])
+def check_written_in(conn: Connection, items: dict[str, dict[str, Any]]) -> None:
+    """After a keyed write: a racing attempt with another body may have written an id first.
+
+    ``items`` by id; raises :func:`reused` when a row holds another body than its item.
+    Inside a ``Reads.run`` work begun after the write returned, so the rows are there.
+    """
+    rows = feedback_rows_in(conn, [uuid.UUID(i) for i in items])
     if any(stored_fingerprint(row) != domain.fingerprint(items[i]) for i, row in rows.items()):
         raise reused()

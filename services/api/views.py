@@ -57,15 +57,11 @@ def task_page_in(limit: int, after: tuple[datetime, str] | None, conn: Connectio
     return TaskPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
 
 
-def task_view_in(conn: Connection, task_id: uuid.UUID) -> TaskResponse:
-    """The task as the API shows it, its four queries in one ``Reads.run`` trip; a 404 problem
-    when it does not exist (or was deleted)."""
-    row = live_task_in(conn, task_id)
-    return task_response(row, tasks.stats(conn, [row])[row.id])
-
-
 async def shared_task_view(reads: Reads, task_id: uuid.UUID) -> TaskResponse:
-    """:func:`task_view_in` through ``reads``: concurrent reads of one task share its four queries."""
+    """The task as the API shows it (a 404 problem when it does not exist or was deleted).
+
+    Its four queries are one ``Reads.run`` work; concurrent reads of one task share them.
+    """
     view = await reads.run(functools.partial(_task_view_or_none, task_id), share=("task-view", task_id))
     if view is None:
         raise not_found(f"task {task_id} not found")

@@ -6,16 +6,15 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import feedback
 
 
-async def get(conn: AsyncConnection, feedback_id: uuid.UUID) -> Any | None:
-    return (await conn.execute(select(feedback).where(feedback.c.id == str(feedback_id)))).first()
+def get(conn: Connection, feedback_id: uuid.UUID) -> Any | None:
+    return conn.execute(select(feedback).where(feedback.c.id == str(feedback_id))).first()
 
 
-async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, offset: int) -> list[Any]:
+def page(conn: Connection, task_id: uuid.UUID | None, limit: int, offset: int) -> list[Any]:
     """Newest first; the id orders feedback recorded in the same instant, so pages are stable."""
     query = (
         select(feedback)
@@ -25,7 +24,7 @@ async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, off
     )
     if task_id is not None:
         query = query.where(feedback.c.task_id == str(task_id))
-    return list((await conn.execute(query)).all())
+    return list(conn.execute(query).all())
 
 
 def seed_count(conn: Connection, task_id: uuid.UUID) -> int:

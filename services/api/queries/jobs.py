@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Connection, Select, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.domain import ACTIVE_STATUSES
 from shared.readmodel.tables import job_events, jobs
@@ -16,16 +15,17 @@ def get_query(job_id: uuid.UUID) -> Select[Any]:
     return select(jobs).where(jobs.c.id == str(job_id))
 
 
-def page_query(task_id: uuid.UUID | None, limit: int, offset: int) -> Select[Any]:
-    """Newest first; the id orders jobs created in the same instant, so pages are stable."""
+def page_query(task_id: uuid.UUID | None, limit: int, offset: int, status: str | None = None) -> Select[Any]:
+    """Newest first; the id orders jobs created in the same instant, so pages are stable.
+
+    ``status`` narrows the list (the dashboard's filter; the API lists every status).
+    """
     query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
     if task_id is not None:
         query = query.where(jobs.c.task_id == str(task_id))
+    if status is not None:
+        query = query.where(jobs.c.status == status)
     return query
-
-
-async def page(conn: AsyncConnection, task_id: uuid.UUID | None, limit: int, offset: int) -> list[Any]:
-    return list((await conn.execute(page_query(task_id, limit, offset))).all())
 
 
 def active_for_task(conn: Connection, task_id: uuid.UUID) -> Any | None:

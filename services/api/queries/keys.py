@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import api_keys
@@ -17,21 +17,21 @@ async def active_by_hash(conn: AsyncConnection, key_hash: str) -> Any | None:
     return (await conn.execute(query)).first()
 
 
-async def get(conn: AsyncConnection, key_id: uuid.UUID) -> Any | None:
-    return (await conn.execute(select(api_keys).where(api_keys.c.id == str(key_id)))).first()
+def get(conn: Connection, key_id: uuid.UUID) -> Any | None:
+    return conn.execute(select(api_keys).where(api_keys.c.id == str(key_id))).first()
 
 
-async def all_keys(conn: AsyncConnection) -> list[Any]:
+def all_keys(conn: Connection) -> list[Any]:
     query = select(api_keys).order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc())
-    return list((await conn.execute(query)).all())
+    return list(conn.execute(query).all())
 
 
-async def any_exists(conn: AsyncConnection) -> bool:
+def any_exists(conn: Connection) -> bool:
     """Whether bootstrap is closed: any key ever issued, revoked ones included."""
-    return (await conn.scalar(select(api_keys.c.id).limit(1))) is not None
+    return conn.scalar(select(api_keys.c.id).limit(1)) is not None
 
 
-async def active_admins(conn: AsyncConnection) -> int:
+def active_admins(conn: Connection) -> int:
     """How many admin keys are active (the last one cannot be revoked)."""
     query = select(func.count()).select_from(api_keys)
-    return int(await conn.scalar(query.where(api_keys.c.status == "active", api_keys.c.role == "admin")) or 0)
+    return int(conn.scalar(query.where(api_keys.c.status == "active", api_keys.c.role == "admin")) or 0)

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Connection, Select, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import prompt_versions as versions
 
@@ -17,10 +16,6 @@ _SHOWN = [c for c in versions.c if c.name != "dspy_state"]
 def active_query(task_id: uuid.UUID) -> Select[Any]:
     """The task's active version: one lookup on the (task_id, status) index."""
     return select(*_SHOWN).where(versions.c.task_id == str(task_id), versions.c.status == "active")
-
-
-async def active(conn: AsyncConnection, task_id: uuid.UUID) -> Any | None:
-    return (await conn.execute(active_query(task_id))).first()
 
 
 def get(conn: Connection, task_id: uuid.UUID, version_id: uuid.UUID) -> Any | None:

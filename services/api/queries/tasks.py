@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.readmodel.tables import jobs, prompt_versions, tasks
 
@@ -38,10 +37,6 @@ def page_query(limit: int, after: tuple[datetime, str] | None) -> Select[Any]:
             or_(tasks.c.created_at < created, and_(tasks.c.created_at == created, tasks.c.id < last_id))
         )
     return query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
-
-
-async def page(conn: AsyncConnection, limit: int, after: tuple[datetime, str] | None) -> list[Any]:
-    return list((await conn.execute(page_query(limit, after))).all())
 
 
 def live_name_exists(conn: Connection, key: str) -> bool:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Response, UploadFile
 from sqlalchemy import Connection
 
 from services.api import domain, idempotency, views
-from services.api.deps import IngestKey, ReadKey, ReadModel, Reads, RequestId, WriterDep
+from services.api.deps import IngestKey, ReadKey, Reads, RequestId, WriterDep
 from services.api.idempotency import IdempotencyKey
 from services.api.pagination import Limit, Offset
 from services.api.problems import ProblemError, invalid
@@ -39,7 +39,6 @@ router = APIRouter(tags=["feedback"])
 async def record_feedback(
     key: IngestKey,
     body: FeedbackCreate,
-    db: ReadModel,
     reads: Reads,
     writer: WriterDep,
     rid: RequestId,
@@ -52,14 +51,14 @@ async def record_feedback(
     `Idempotent-Replayed: true`) and never records it twice."""
     keyed = idempotency.scope(key, "feedback", idempotency_key)
     feedback_id = keyed.event_id() if keyed is not None else uuid.uuid4()
-    if keyed is not None:
-        async with db.connect() as conn:
-            first = await feedback.get(conn, feedback_id)
+    if keyed is None:
+        task = await views.live_task(reads, body.task_id)
+    else:
+        first, task = await reads.run(functools.partial(_first_or_task, feedback_id, body.task_id))
         if first is not None:
             _check_same(first, body.model_dump(mode="json"))
             response.headers[idempotency.REPLAYED] = "true"
             return FeedbackResponse.from_row(first)
-    task = await views.live_task(reads, body.task_id)
     mismatch = domain.input_mismatch(task.settings.get("input_schema"), body.inputs)
     if mismatch:
         raise invalid(mismatch)
@@ -67,10 +66,16 @@ async def record_feedback(
     if keyed is None:
         # A fresh id: the row the projector applied is this event, field for field.
         return FeedbackResponse.recorded(written)
-    async with db.connect() as conn:
-        row = await feedback.get(conn, feedback_id)
+    row = await reads.run(lambda conn: feedback.get(conn, feedback_id))
     _check_same(row, body.model_dump(mode="json"))  # a racing attempt with another body may have won
     return FeedbackResponse.from_row(row)
+
+
+def _first_or_task(feedback_id: uuid.UUID, task_id: uuid.UUID, conn: Connection) -> tuple[Any | None, Any]:
+    """A keyed attempt's row if an earlier attempt stored it, else the task's (a 404 problem
+    when there is no such task): a replay answers even after its task was deleted."""
+    first = feedback.get(conn, feedback_id)
+    return (first, None) if first is not None else (None, views.live_task_in(conn, task_id))
 
 
 def _check_same(row: Any, item: dict[str, Any]) -> None:
@@ -81,14 +86,13 @@ def _check_same(row: Any, item: dict[str, Any]) -> None:
 @router.get("/feedback", responses=problem_responses(401, 422))
 async def list_feedback(
     _: ReadKey,
-    db: ReadModel,
+    reads: Reads,
     task_id: uuid.UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[FeedbackResponse]:
     """Feedback (and seeds), newest first, optionally of one task."""
-    async with db.connect() as conn:
-        rows = await feedback.page(conn, task_id, limit, offset)
+    rows = await reads.run(lambda conn: feedback.page(conn, task_id, limit, offset))
     return [FeedbackResponse.from_row(row) for row in rows]
 
 
@@ -107,7 +111,6 @@ async def upload_seeds(
     key: IngestKey,
     task_id: uuid.UUID,
     file: Annotated[UploadFile, File(description="JSONL: one {inputs, output, score?, metadata?} per line.")],
-    db: ReadModel,
     reads: Reads,
     writer: WriterDep,
     rid: RequestId,
@@ -149,6 +152,7 @@ async def upload_seeds(
         raise idempotency.reused()
     new = [s for s in parsed.seeds if str(s.feedback_id) not in first]
     upload_id = keyed.event_id("upload") if keyed is not None else uuid.uuid4()
+    written: dict[str, dict[str, Any]] = {}  # a keyed write's new items, checked once written
     if new:
         parts = in_parts(new)
         await writer.write(
@@ -159,11 +163,10 @@ async def upload_seeds(
             ),
         )
         if keyed is not None:
-            # Still on an AsyncConnection of its own: idempotency.py's helper takes the engine.
-            await idempotency.check_written(db, {i: stored[i] for i in stored if i not in first})
+            written = {i: stored[i] for i in stored if i not in first}
+    total = await reads.run(functools.partial(_checked_seed_count, task_id, written))
     if first:
         response.headers[idempotency.REPLAYED] = "true"
-    total = await reads.run(lambda conn: feedback.seed_count(conn, task_id))
     return SeedUploadResult(
         upload_id=upload_id,
         accepted=len(parsed.seeds),
@@ -177,6 +180,14 @@ async def upload_seeds(
 def _task_seeds(task_id: uuid.UUID, conn: Connection) -> tuple[Any, int]:
     """The task's row (a 404 problem when there is no such task) and how many seeds it has."""
     return views.live_task_in(conn, task_id), feedback.seed_count(conn, task_id)
+
+
+def _checked_seed_count(task_id: uuid.UUID, written: dict[str, dict[str, Any]], conn: Connection) -> int:
+    """The task's seeds after the upload; first, a 422 problem when a racing attempt with
+    another body stored one of ``written``'s ids before this one (``idempotency.check_written_in``)."""
+    if written:
+        idempotency.check_written_in(conn, written)
+    return feedback.seed_count(conn, task_id)
 
 
 def _seed_limit() -> ProblemError:

@@ -11,12 +11,14 @@ leave the installation without an active admin key.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response
+from sqlalchemy import Connection
 
-from services.api.deps import AdminKey, ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import AdminKey, Reads, RequestId, SettingsDep, WriterDep
 from services.api.keyring import new_key_event
 from services.api.problems import ProblemError, conflict, not_found
 from services.api.queries import keys
@@ -38,9 +40,8 @@ BAD_BOOTSTRAP_HEADER = "the X-Bootstrap-Token header is missing or does not matc
 LAST_ADMIN = "is the last active admin key; create another admin key before revoking it"
 
 
-async def _created(db: ReadModel, key: str, event: ApiKeyCreated) -> KeyCreated:
-    async with db.connect() as conn:
-        row = await keys.get(conn, event.key_id)
+async def _created(reads: Reads, key: str, event: ApiKeyCreated) -> KeyCreated:
+    row = await reads.run(lambda conn: keys.get(conn, event.key_id))
     # The write was awaited until projected, so the row exists.
     assert row is not None
     return KeyCreated(
@@ -66,7 +67,7 @@ def _forbidden(detail: str, slug: str) -> ProblemError:
 
 @bootstrap_router.post("/bootstrap", status_code=201, responses=problem_responses(403, 422, 503, 504))
 async def bootstrap_key(
-    db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     rid: RequestId,
     settings: SettingsDep,
@@ -85,44 +86,40 @@ async def bootstrap_key(
         raise _forbidden(BOOTSTRAP_DISABLED, "bootstrap-disabled")
     if token is None or not bootstrap_token_matches(configured, token):
         raise _forbidden(BAD_BOOTSTRAP_HEADER, "bootstrap-token")
-    async with db.connect() as conn:
-        if await keys.any_exists(conn):
-            raise _forbidden(BOOTSTRAP_CLOSED, "bootstrap-closed")
+    if await reads.run(keys.any_exists):
+        raise _forbidden(BOOTSTRAP_CLOSED, "bootstrap-closed")
     key, event = new_key_event(body.name if body else "bootstrap", "admin", bootstrap=True)
     outcome = await writer.decide(rid, event)
     if not outcome.accepted:
         raise _forbidden(BOOTSTRAP_CLOSED, "bootstrap-closed")
-    return await _created(db, key, event)
+    return await _created(reads, key, event)
 
 
 @router.post("", status_code=201, responses=problem_responses(401, 422, 503, 504))
 async def create_key(
-    _: AdminKey, body: KeyCreate, db: ReadModel, writer: WriterDep, rid: RequestId
+    _: AdminKey, body: KeyCreate, reads: Reads, writer: WriterDep, rid: RequestId
 ) -> KeyCreated:
     """A new key with the given `role`. Its value is in this answer only: store it now."""
     key, event = new_key_event(body.name, body.role)
     await writer.write(rid, event)
-    return await _created(db, key, event)
+    return await _created(reads, key, event)
 
 
 @router.get("", responses=problem_responses(401))
-async def list_keys(_: AdminKey, db: ReadModel) -> list[KeyInfo]:
+async def list_keys(_: AdminKey, reads: Reads) -> list[KeyInfo]:
     """Every key, newest first, without key material."""
-    async with db.connect() as conn:
-        return [KeyInfo.from_row(row) for row in await keys.all_keys(conn)]
+    return [KeyInfo.from_row(row) for row in await reads.run(keys.all_keys)]
 
 
 @router.delete("/{key_id}", status_code=204, responses=problem_responses(401, 404, 409, 422, 503, 504))
 async def revoke_key(
-    _: AdminKey, key_id: uuid.UUID, db: ReadModel, writer: WriterDep, rid: RequestId
+    _: AdminKey, key_id: uuid.UUID, reads: Reads, writer: WriterDep, rid: RequestId
 ) -> Response:
     """Revoke a key; it is refused from the next request on (streams end within seconds).
 
     409 when it is revoked already, or when it is the last active admin key.
     """
-    async with db.connect() as conn:
-        row = await keys.get(conn, key_id)
-        admins = await keys.active_admins(conn)
+    row, admins = await reads.run(functools.partial(_key_and_admins, key_id))
     if row is None:
         raise not_found(f"API key {key_id} not found")
     if row.status == "revoked":
@@ -134,3 +131,8 @@ async def revoke_key(
     if not outcome.accepted:
         raise conflict(f"API key {key_id} {LAST_ADMIN}")
     return Response(status_code=204)
+
+
+def _key_and_admins(key_id: uuid.UUID, conn: Connection) -> tuple[Any | None, int]:
+    """The key's row and how many admin keys are active, from one snapshot."""
+    return keys.get(conn, key_id), keys.active_admins(conn)

@@ -9,13 +9,15 @@ the rules of Git hosts (``shared.git_policy``) against ``KAIZEN_WEBHOOK_HOSTS``.
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
+from sqlalchemy import Connection
 
-from services.api.deps import AdminKey, FernetDep, ReadModel, RequestId, SettingsDep, WriterDep
+from services.api.deps import AdminKey, FernetDep, Reads, RequestId, SettingsDep, WriterDep
 from services.api.pagination import Limit, Offset
 from services.api.problems import invalid, not_found
 from services.api.queries import webhooks
@@ -50,7 +52,7 @@ def _problems(body: WebhookCreate, allowed: tuple[Origin, ...]) -> list[FieldErr
 async def create_webhook(
     _: AdminKey,
     body: WebhookCreate,
-    db: ReadModel,
+    reads: Reads,
     writer: WriterDep,
     rid: RequestId,
     settings: SettingsDep,
@@ -71,52 +73,55 @@ async def create_webhook(
         secret_encrypted=encrypt_token(fernet, secret),
     )
     await writer.write(rid, event)
-    async with db.connect() as conn:
-        row = await webhooks.get(conn, event.subscription_id)
+    row = await reads.run(lambda conn: webhooks.get(conn, event.subscription_id))
     assert row is not None  # the write was awaited until projected
     return WebhookCreated(**WebhookInfo.from_row(row).model_dump(), secret=secret)
 
 
 @router.get("", responses=problem_responses(401))
-async def list_webhooks(_: AdminKey, db: ReadModel) -> list[WebhookInfo]:
+async def list_webhooks(_: AdminKey, reads: Reads) -> list[WebhookInfo]:
     """Every subscription, newest first, without secrets."""
-    async with db.connect() as conn:
-        return [WebhookInfo.from_row(row) for row in await webhooks.all_live(conn)]
+    return [WebhookInfo.from_row(row) for row in await reads.run(webhooks.all_live)]
 
 
 @router.get("/{webhook_id}", responses=problem_responses(401, 404, 422))
-async def get_webhook(_: AdminKey, webhook_id: WebhookId, db: ReadModel) -> WebhookInfo:
+async def get_webhook(_: AdminKey, webhook_id: WebhookId, reads: Reads) -> WebhookInfo:
     """One subscription, without its secret."""
-    async with db.connect() as conn:
-        row = await webhooks.get(conn, webhook_id)
-    if row is None:
-        raise not_found(f"webhook {webhook_id} not found")
-    return WebhookInfo.from_row(row)
+    return WebhookInfo.from_row(await reads.run(functools.partial(_subscription, webhook_id)))
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=problem_responses(401, 404, 422, 503, 504))
 async def delete_webhook(
-    _: AdminKey, webhook_id: WebhookId, db: ReadModel, writer: WriterDep, rid: RequestId
+    _: AdminKey, webhook_id: WebhookId, reads: Reads, writer: WriterDep, rid: RequestId
 ) -> Response:
     """Delete a subscription: nothing more is delivered to it, retries included."""
-    async with db.connect() as conn:
-        if await webhooks.get(conn, webhook_id) is None:
-            raise not_found(f"webhook {webhook_id} not found")
+    await reads.run(functools.partial(_subscription, webhook_id))
     await writer.write(rid, WebhookSubscriptionDeleted(subscription_id=webhook_id))
     return Response(status_code=204)
 
 
 @router.get("/{webhook_id}/deliveries", responses=problem_responses(401, 404, 422))
 async def list_deliveries(
-    _: AdminKey, webhook_id: WebhookId, db: ReadModel, limit: Limit = 50, offset: Offset = 0
+    _: AdminKey, webhook_id: WebhookId, reads: Reads, limit: Limit = 50, offset: Offset = 0
 ) -> list[WebhookDelivery]:
     """The subscription's delivery attempts, newest first: the dead-letter view.
 
     Each attempt says the event, the job, the attempt number, the HTTP status or error,
     and its outcome: `delivered`, `retrying` (another attempt follows) or `dead` (given up).
     """
-    async with db.connect() as conn:
-        if await webhooks.get(conn, webhook_id) is None:
-            raise not_found(f"webhook {webhook_id} not found")
-        rows = await webhooks.deliveries(conn, webhook_id, limit, offset)
+    rows = await reads.run(functools.partial(_deliveries, webhook_id, limit, offset))
     return [WebhookDelivery.from_row(row) for row in rows]
+
+
+def _subscription(webhook_id: uuid.UUID, conn: Connection) -> Any:
+    """The subscription's row; a 404 problem when there is none (or it was deleted)."""
+    row = webhooks.get(conn, webhook_id)
+    if row is None:
+        raise not_found(f"webhook {webhook_id} not found")
+    return row
+
+
+def _deliveries(webhook_id: uuid.UUID, limit: int, offset: int, conn: Connection) -> list[Any]:
+    """The subscription's attempts (one ``Reads.run`` work with its check)."""
+    _subscription(webhook_id, conn)
+    return webhooks.deliveries(conn, webhook_id, limit, offset)

@@ -32,8 +32,7 @@ async def events_page(
     type: Annotated[str | None, Query()] = None,
 ) -> Response:
     task, _ = filters(task_id, None)
-    async with context.engine.connect() as conn:
-        names = await task_names(conn)
+    names = await context.reads.run(task_names)
     types = sorted(t for t in EVENT_TYPES if ui.is_admin or not t.startswith("kaizen.key."))
     return render.page(
         request,
@@ -74,8 +73,7 @@ async def _tail(
         if (task_id and entry.task_id != task_id) or (type_ and entry.type != type_):
             continue
         if entry.task_id and entry.task_id not in names:
-            async with context.engine.connect() as conn:
-                names = await task_names(conn)
+            names = await context.reads.run(task_names)
         yield ServerSentEvent(data=render.fragment("_event_row.html", e=entry, names=names), event="log")
     if not active:
         yield ServerSentEvent(data=render.fragment("_signed_out.html"), event="signed-out")

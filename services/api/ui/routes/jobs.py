@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -10,18 +11,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.api import domain
 from services.api.deps import ApiContext, ContextDep, still_active
 from services.api.keyring import KeyRecord
 from services.api.pagination import as_utc
-from services.api.queries import tasks
+from services.api.queries import jobs, tasks
 from services.api.routes import jobs as api_jobs
 from services.api.schemas.jobs import JobResponse
 from services.api.ui import render
-from services.api.ui.queries import jobs_page
 from services.api.ui.session import Session
 
 router = APIRouter(prefix="/jobs")
@@ -40,8 +40,31 @@ def filters(task_id: str | None, status: str | None) -> tuple[uuid.UUID | None, 
     return task, status if status in STATUSES else None
 
 
-async def task_names(conn: AsyncConnection) -> dict[str, str]:
-    return {row.id: row.name for row in await tasks.page(conn, 500, None)}
+def task_names(conn: Connection) -> dict[str, str]:
+    """The names of the newest live tasks, by id (a ``Reads.run`` work of its own or a part of one)."""
+    return {row.id: row.name for row in conn.execute(tasks.page_query(500, None)).all()}
+
+
+def _jobs(task_id: uuid.UUID | None, status: str | None, conn: Connection) -> list[JobResponse]:
+    """The list's jobs, newest first, as ``GET /api/v1/jobs`` lists them; ``status`` narrows it."""
+    query = jobs.page_query(task_id, LIMIT, 0, status)
+    return [JobResponse.from_row(row) for row in conn.execute(query).all()]
+
+
+def _page(
+    task_id: uuid.UUID | None, status: str | None, conn: Connection
+) -> tuple[list[JobResponse], dict[str, str]]:
+    """The list's jobs and the tasks' names: the page's one ``Reads.run`` work."""
+    return _jobs(task_id, status, conn), task_names(conn)
+
+
+def _changes(
+    task_id: uuid.UUID | None, status: str | None, known: dict[str, str], conn: Connection
+) -> tuple[list[JobResponse], dict[str, str]]:
+    """A tick's jobs, and the tasks' names: ``known`` (read again only when a job's task is not in it)."""
+    shown = _jobs(task_id, status, conn)
+    stale = any(str(job.task_id) not in known for job in shown)
+    return shown, task_names(conn) if stale else known
 
 
 @router.get("", response_class=HTMLResponse)
@@ -53,10 +76,7 @@ async def jobs_list(
     status: Annotated[str | None, Query()] = None,
 ) -> Response:
     task, state = filters(task_id, status)
-    async with context.engine.connect() as conn:
-        rows = await jobs_page(conn, task, state, LIMIT)
-        names = await task_names(conn)
-    shown = [JobResponse.from_row(row) for row in rows]
+    shown, names = await context.reads.run(functools.partial(_page, task, state))
     since = max((j.created_at for j in shown), default=None)
     return render.page(
         request,
@@ -98,10 +118,7 @@ async def _list_updates(
     seen: dict[uuid.UUID, tuple[Any, ...]] = {}
     names: dict[str, str] = {}
     async for _ in ticks(context, key):
-        async with context.engine.connect() as conn:
-            rows = [JobResponse.from_row(row) for row in await jobs_page(conn, task_id, status, LIMIT)]
-            if any(str(job.task_id) not in names for job in rows):
-                names = await task_names(conn)
+        rows, names = await context.reads.run(functools.partial(_changes, task_id, status, names))
         for job in reversed(rows):  # oldest first: each new row lands on top
             state = (job.status, job.progress_step, job.pr_url, job.completed_at)
             if seen.get(job.id) == state:

@@ -1,8 +1,12 @@
-"""A keyed batch whose ids a racing attempt wrote first: the read-back after the append tells
-the racing rows from the batch's own by their log offset, and compares the bodies of those only."""
+"""Keyed writes whose ids a racing attempt wrote first, with another body: refused (422).
+
+A batch's read-back after the append tells the racing rows from the batch's own by their
+log offset and compares the bodies of those only; a single feedback and a seed upload
+compare the rows the projector kept with what they sent."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +17,7 @@ from sqlalchemy import select
 
 from services.api.deps import ApiContext
 from shared.events.envelope import Envelope
-from shared.events.feedback import FeedbackRecorded
+from shared.events.feedback import FeedbackRecorded, SeedsUploaded
 from shared.kafka.producer import Position
 from shared.readmodel.tables import feedback
 from tests.integration.api.conftest import Api, assert_problem
@@ -44,11 +48,15 @@ def _raced(api: Api, racing: slice, output: str | None) -> Iterator[None]:
     async def overtaken(envelopes: list[Envelope]) -> list[Position]:
         events.append_all = real  # type: ignore[method-assign]
         rivals = []
+        changed = {"output": output} if output is not None else {}
         for envelope in envelopes[racing]:
             data = envelope.data
+            if isinstance(data, SeedsUploaded):
+                seeds = [seed.model_copy(update=changed) for seed in data.seeds]
+                rivals.append(Envelope.wrap(data.model_copy(update={"seeds": seeds}), source="rival"))
+                continue
             assert isinstance(data, FeedbackRecorded)
-            body = data.model_dump() | ({"output": output} if output is not None else {})
-            rivals.append(Envelope.wrap(FeedbackRecorded(**body), source="rival"))
+            rivals.append(Envelope.wrap(FeedbackRecorded(**(data.model_dump() | changed)), source="rival"))
         await real(rivals)
         return await real(envelopes)
 
@@ -83,3 +91,34 @@ async def test_an_earlier_attempt_with_the_same_body_that_wrote_first_is_the_sam
     assert response.json()["accepted"] == 8
     rows = await api.rows(select(feedback.c.id).where(feedback.c.task_id == task))
     assert {r.id for r in rows} == {r["id"] for r in response.json()["results"]}
+
+
+async def test_a_keyed_feedback_overtaken_by_another_body_is_refused(api: Api) -> None:
+    task = await _task(api)
+    item = {"task_id": task, "inputs": {"ticket": "t"}, "output": "mine", "score": 0.5}
+    with _raced(api, slice(None), output="another body"):
+        response = await api.client.post("/api/v1/feedback", json=item, headers={"Idempotency-Key": "k3"})
+    assert_problem(response, 422)
+    assert response.json()["type"].endswith("idempotency-key-reused")
+    rows = await api.rows(select(feedback.c.output).where(feedback.c.task_id == task))
+    assert [r.output for r in rows] == ["another body"]
+    missing = item | {"task_id": str(uuid.uuid4())}
+    gone = await api.client.post("/api/v1/feedback", json=missing, headers={"Idempotency-Key": "k4"})
+    assert_problem(gone, 404)
+
+
+async def test_a_keyed_seed_upload_overtaken_by_another_body_is_refused(
+    api: Api,
+) -> None:
+    task = await _task(api)
+    lines = [json.dumps({"inputs": {"ticket": f"s{n}"}, "output": f"o{n}"}) for n in range(3)]
+    upload = {"file": ("seeds.jsonl", "\n".join(lines).encode())}
+    with _raced(api, slice(None), output="another body"):
+        response = await api.client.post(
+            f"/api/v1/tasks/{task}/seed", files=upload, headers={"Idempotency-Key": "k5"}
+        )
+    assert_problem(response, 422)
+    assert response.json()["type"].endswith("idempotency-key-reused")
+    plain = await api.client.post(f"/api/v1/tasks/{task}/seed", files=upload)
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["total_seeds"] == 6
