@@ -80,6 +80,10 @@ async def test_a_bulk_load_rolls_back_exactly_and_ends_synced_in_wal_mode(tmp_pa
         await served.dispose()
 
 
-def test_finishing_a_bulk_load_off_a_sqlite_file_does_nothing() -> None:
-    finish_bulk_load("postgresql+asyncpg://kaizen@localhost/kaizen")
-    finish_bulk_load("sqlite+aiosqlite:///:memory:")
+def test_finishing_a_bulk_load_off_a_sqlite_file_does_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    finish_bulk_load("postgresql+asyncpg://kaizen@localhost/kaizen")  # no file named after the database
+    finish_bulk_load("sqlite+aiosqlite:///:memory:")  # switching memory to WAL would raise
+    assert list(tmp_path.iterdir()) == []

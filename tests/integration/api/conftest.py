@@ -21,11 +21,12 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.main import create_app
 from shared.events.envelope import Envelope
 from shared.events.topics import Topics
-from shared.readmodel.db import make_engine
+from shared.readmodel.db import create_schema, make_engine
 from shared.settings import Settings
 from tests.support.system import (
     BOOTSTRAP_HEADER,
@@ -183,3 +184,12 @@ async def read_log(bootstrap: str, topic: str) -> list[bytes]:
         return values
     finally:
         await consumer.stop()
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """A fresh read model (SQLite, then PostgreSQL) with its schema, disposed after the test."""
+    engine = make_engine(db_url)
+    await create_schema(engine)
+    yield engine
+    await engine.dispose()

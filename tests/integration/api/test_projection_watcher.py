@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,20 +14,11 @@ from shared.events.envelope import Envelope
 from shared.events.keys import ApiKeyCreated
 from shared.kafka.offsets import TableOffsets
 from shared.kafka.producer import Position
-from shared.readmodel.db import create_schema, make_engine
 from shared.readmodel.tables import projector_offsets
 from tests.integration.api.conftest import MakeApi, assert_problem
 
 TOPIC = "test.tasks"
 MORE = {"name": "more", "role": "read"}
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(db_url)
-    await create_schema(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def project_up_to(engine: AsyncEngine, partition: int, next_offset: int) -> None:

@@ -10,7 +10,6 @@ the next work on the connection must not inherit that).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Connection, text
@@ -18,18 +17,9 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.reads import Reads
-from shared.readmodel.db import create_schema, make_engine
 from tests.support.readmodel import count_tasks, project_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(db_url)
-    await create_schema(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_callers_asking_the_same_before_a_trip_starts_share_one_query(engine: AsyncEngine) -> None:
