@@ -9,6 +9,13 @@ delivery rate to the live API.
    server has accepted all of them (durable in Kafka *and* visible in the read model).
    Prints items/s from the first call to the end of the flush. One client keeps one batch in
    flight; ``--senders N`` spreads the items over N clients, N batches in flight.
+3. CPU per item, over the same interval: the CPU time (user + system, ``/proc/<pid>/stat``)
+   that the API, the projector, the broker (the java process this script started; left out
+   with ``KAIZEN_KAFKA_BOOTSTRAP``) and this client process spent, as
+   ``cpu per 1,000 items: api … ms, projector … ms, broker … ms, client … ms; total … ms
+   (… cores busy)``, then the cores those costs would keep busy at issue 10's 20,000 items/s,
+   with and without the client, beside ``os.cpu_count()``. All of them share the machine's
+   cores, so more cores than it has means the target is bounded by CPU (``bench.cpu``).
 
     .venv/bin/python -m bench.client_throughput [--calls 200000] [--items 20000] [--senders 1]
 """
@@ -16,17 +23,22 @@ delivery rate to the live API.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
 
-from bench.common import REPO, broker, free_port
+from bench.common import REPO, broker, broker_pid, free_port
+from bench.cpu import cores_at, cost_line, metered, per_unit_ms
 from bench.scratch import add_keep, cleaned_up, scratch_dir
 from tests.support.live import live_system
 
 sys.path.insert(0, str(REPO / "clients" / "python"))
 
 from kaizen_client import Kaizen
+
+TARGET = 20_000  # items/s, durable and visible (issue 10)
+PER = 1_000  # CPU is shown per this many items
 
 
 def into_buffer(calls: int) -> None:
@@ -74,13 +86,16 @@ def delivery(items: int, batch_size: int, senders: int = 1) -> None:
             Kaizen(live.api_url, live.key, buffer_size=items + 1, batch_size=batch_size, flush_interval=0.05)
             for _ in range(senders)
         ]
-        started = time.perf_counter()
-        for n in range(items):
-            clients[n % senders].feedback(task["id"], {"ticket": f"t{n}"}, "finance", 0.9)
-        queued = time.perf_counter() - started
-        for client in clients:
-            assert client.flush(600), client.stats
-        elapsed = time.perf_counter() - started
+        pids = {name: live.processes[name].pid for name in ("api", "projector")}
+        pids |= {"broker": kafka} if (kafka := broker_pid(bootstrap)) is not None else {}
+        with metered(pids | {"client": os.getpid()}) as used:
+            started = time.perf_counter()
+            for n in range(items):
+                clients[n % senders].feedback(task["id"], {"ticket": f"t{n}"}, "finance", 0.9)
+            queued = time.perf_counter() - started
+            for client in clients:
+                assert client.flush(600), client.stats
+            elapsed = time.perf_counter() - started
         stats = [client.stats for client in clients]
         for client in clients:
             client.close()
@@ -92,6 +107,18 @@ def delivery(items: int, batch_size: int, senders: int = 1) -> None:
             f"dropped {sum(s.dropped for s in stats)}, failed {sum(s.failed for s in stats)}; "
             f"read model count {shown['feedback_count']}"
         )
+        print(f"delivery: {cost_line(used, items, elapsed, unit='item', per=PER)}")
+        print(needed(per_unit_ms(used, items, PER), os.cpu_count(), counted=kafka is not None))
+
+
+def needed(ms: dict[str, float], cores: int | None, counted: bool = True) -> str:
+    """The cores ``TARGET`` items/s would keep busy at ``ms`` CPU milliseconds per ``PER`` items."""
+    note = "" if counted else " (the broker, not started here, not counted)"
+    return (
+        f"at {TARGET:,} items/s these costs need {cores_at(ms, TARGET, PER):.2f} cores, "
+        f"{cores_at(ms, TARGET, PER, leave_out='client'):.2f} without the client{note}; "
+        f"the machine has {cores} cores"
+    )
 
 
 def main() -> None:

@@ -26,6 +26,10 @@ def free_port() -> int:
         return port
 
 
+# The JVM of each broker that broker() started, by its bootstrap address (see broker_pid).
+_STARTED: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def broker() -> Iterator[str]:
     """``KAIZEN_KAFKA_BOOTSTRAP`` if set, else a fresh local broker on free ports."""
@@ -35,10 +39,24 @@ def broker() -> Iterator[str]:
     home = scratch_dir("kaizen-bench-")
     kafka = LocalKafka(home, free_port(), free_port(), lib_dir=REPO / ".kaizen" / "kafka" / "lib")
     kafka.ensure_jars()
+    bootstrap = ""
     try:
-        yield kafka.start()
+        bootstrap = kafka.start()
+        if (pid := kafka.status()["pid"]) is not None:
+            _STARTED[bootstrap] = pid
+        yield bootstrap
     finally:
+        _STARTED.pop(bootstrap, None)
         kafka.stop()
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The pid of the broker :func:`broker` started at ``bootstrap``, to count its CPU time.
+
+    None for a broker given by ``KAIZEN_KAFKA_BOOTSTRAP``: it may be remote, or shared with
+    other work, so its CPU time is not this benchmark's to count.
+    """
+    return _STARTED.get(bootstrap)
 
 
 def tool(name: str) -> str:

@@ -104,8 +104,9 @@ class Services:
 
     api_url: str
     bare_url: str
-    api_pid: int  # for ``py-spy record --pid``
+    api_pid: int  # for ``py-spy record --pid`` and CPU accounting (bench.cpu)
     projector_pid: int
+    bare_pid: int
 
 
 @contextlib.contextmanager
@@ -147,6 +148,7 @@ def processes(
             f"http://127.0.0.1:{bare_port}",
             by_name["api"].pid,
             by_name["projector"].pid,
+            by_name["bare"].pid,
         )
     finally:
         for process in started:

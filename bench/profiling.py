@@ -56,8 +56,17 @@ def sampled(pid: int, out: str | None) -> Iterator[None]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), os.sysconf("SC_CLK_TCK"))
+
+
+def stat_cpu_seconds(stat: str, ticks_per_second: int) -> float:
+    """utime + stime (fields 14 and 15 of ``/proc/<pid>/stat``, in clock ticks) in seconds.
+
+    The command name (field 2) is in parentheses and may itself hold spaces or ``)``, so the
+    fields are counted from the last ``)``.
+    """
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ticks_per_second
 
 
 def frame_package(frame: str) -> str:

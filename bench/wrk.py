@@ -3,16 +3,22 @@
 wrk is written in C, so it does not saturate a core before the server under test does, which
 a Python client would (``notes/measuring.md``). ``bench.api_ratio`` runs it against the API
 and a bare FastAPI app in turn; anything else that loads a server with wrk can use the same.
+Each run also carries the CPU time wrk and the servers named to it spent (``bench.cpu``),
+since they all share the machine's cores.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from bench.cpu import metered
 
 # wrk calls done() once at the end; one JSON line is easier to parse than its report.
 DONE_HOOK = """
@@ -47,6 +53,8 @@ class Run:
     non2xx: int
     errors: int
     load: float
+    # CPU seconds by process during the run: the servers' the caller named, then wrk's own.
+    cpu: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -95,7 +103,21 @@ def parse_wrk(output: str, load: float) -> Run:
     return Run(**json.loads(line[4:]), load=load)
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int) -> Run:
+def wrk(
+    url: str, script: Path, seconds: int, connections: int, servers: Mapping[str, int] | None = None
+) -> Run:
+    """One run of wrk; its ``cpu`` holds the CPU seconds each of ``servers`` (name: pid) spent
+    during the run, then wrk's own (``bench.cpu``).
+
+    wrk's own is the change in this process's reaped children's CPU time across the run,
+    which is wrk's alone as long as no other child of this process ends meanwhile (the
+    servers of the benchmarks live until the end).
+    """
     load = os.getloadavg()[0]
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), url]
-    return parse_wrk(subprocess.run(command, check=True, capture_output=True, text=True).stdout, load)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with metered(servers or {}) as used:
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return replace(parse_wrk(output, load), cpu=used | {"wrk": own})

@@ -6,6 +6,7 @@ mistake (a wrong index, a missing header) would otherwise only show as odd figur
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -17,7 +18,7 @@ from typing import ClassVar
 import pytest
 
 from bench.ab import Pair, growth
-from bench.wrk import Route, Run, parse_wrk, wrk_script
+from bench.wrk import Route, Run, parse_wrk, wrk, wrk_script
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -87,6 +88,21 @@ def test_post_script_sends_the_json_body_unchanged_and_no_key_to_the_bare_app(
     assert {(method, path, key, sent) for method, path, key, sent in Recorder.seen} == {
         ("POST", "/api/v1/feedback", None, body.encode())
     }
+
+
+@needs_wrk
+def test_a_wrk_run_carries_the_cpu_of_the_servers_named_to_it_then_its_own(
+    server: str, tmp_path: Path
+) -> None:
+    route = Route("GET /api/v1/jobs?limit=50", "get-jobs", "GET", "/api/v1/jobs?limit=50")
+    # The recording server runs in this process: its CPU is this pid's.
+    run = wrk(server + route.path, wrk_script(route, None, tmp_path), 1, 2, {"recorder": os.getpid()})
+    assert list(run.cpu) == ["recorder", "wrk"]
+    assert run.requests > 0 and len(Recorder.seen) >= run.requests
+    # Python answering requests for a second costs ticks; nothing can spend more than the wall time
+    # on the one thread each runs here (wrk -t1; the recorder's threads are serialized by the GIL).
+    assert 0 < run.cpu["recorder"] <= run.seconds + 0.5
+    assert 0 <= run.cpu["wrk"] <= run.seconds + 0.5
 
 
 def test_parse_wrk_reads_the_done_hook_line_among_wrk_s_own_report() -> None:
