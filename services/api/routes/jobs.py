@@ -70,10 +70,10 @@ async def list_jobs(
 ) -> list[JobResponse]:
     """List optimization jobs, optionally filtered by task. Returns newest jobs first."""
     query = jobs.page_query(task_id, limit, offset)
-    # Concurrent requests for the same page share its query (each sees a read begun after it asked).
+    # Concurrent requests for the same page share its query and its answer, built once (each
+    # sees a read begun after it asked; nobody changes the shared list or its jobs).
     page = ("jobs-page", task_id, limit, offset)
-    rows = await reads.run(lambda conn: conn.execute(query).all(), share=page)
-    return [JobResponse.from_row(row) for row in rows]
+    return await reads.run(lambda conn: JobResponse.from_rows(conn.execute(query)), share=page)
 
 
 @router.get(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from services.api.schemas.common import UtcDateTime
 
@@ -63,9 +64,26 @@ class JobResponse(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any) -> JobResponse:
-        # The row's mapping whole (its columns beyond the fields are ignored): a job list
-        # builds one per job, and this was the slower half of it, field by field.
-        return cls.model_validate({**row._mapping, "job_metadata": row.job_metadata or {}})
+        """The answer for one row of ``jobs`` (its columns beyond the fields are ignored)."""
+        return cls.model_validate(_fields(row))
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Any]) -> list[JobResponse]:
+        """The answers for a page of rows, validated as one list (what a job list builds)."""
+        return _JOB_LIST.validate_python([_fields(row) for row in rows])
+
+
+def _fields(row: Any) -> dict[str, Any]:
+    """A row's columns by name. ``zip`` over ``Row._fields`` takes half the time of
+    ``{**row._mapping}``, which was a tenth of the job list's CPU (bench/README.md)."""
+    fields = dict(zip(row._fields, row, strict=True))
+    if fields["job_metadata"] is None:
+        fields["job_metadata"] = {}
+    return fields
+
+
+#: One validator for a page: a list validated at once costs less than a model per row.
+_JOB_LIST: TypeAdapter[list[JobResponse]] = TypeAdapter(list[JobResponse])
 
 
 class JobEvent(BaseModel):

@@ -48,7 +48,7 @@ def task_names(conn: Connection) -> dict[str, str]:
 def _jobs(task_id: uuid.UUID | None, status: str | None, conn: Connection) -> list[JobResponse]:
     """The list's jobs, newest first, as ``GET /api/v1/jobs`` lists them; ``status`` narrows it."""
     query = jobs.page_query(task_id, LIMIT, 0, status)
-    return [JobResponse.from_row(row) for row in conn.execute(query).all()]
+    return JobResponse.from_rows(conn.execute(query))
 
 
 def _page(
