@@ -145,8 +145,14 @@ async def _drive(
             assert (await http.post("/api/v1/feedback", json=body)).status_code == 201
 
         # The host echoes the token in its errors: first a retryable conflict, then a refusal.
-        host.fail_next(409, {"message": f"reference already exists for token {tokens['updated']}"})
-        host.fail_next(403, {"message": f"Resource not accessible by token {tokens['updated']}"})
+        # Only on writes: the publisher also reads the prompt file after each token change, in
+        # the background, and a late read must not take the failures meant for the PR.
+        host.fail_next(
+            409, {"message": f"reference already exists for token {tokens['updated']}"}, method="POST"
+        )
+        host.fail_next(
+            403, {"message": f"Resource not accessible by token {tokens['updated']}"}, method="POST"
+        )
         optimized = await http.post(f"/api/v1/optimize/{task_id}")
         assert optimized.status_code == 200, optimized.text
         job_id = optimized.json()["job"]["id"]
